@@ -1,0 +1,96 @@
+"""create_app: the one place that wires settings, store, poller and views together.
+
+The lifespan owns the HTTP client and the poller task: the last snapshot is
+loaded before the first request is served, the first poll starts at once,
+and shutdown cancels the poller cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount, Route
+
+from ticker import __version__
+from ticker.config import Settings, load_settings
+from ticker.models import utcnow
+from ticker.poller import Poller
+from ticker.providers import Provider, build_providers
+from ticker.providers.demo import DemoSource
+from ticker.store import SnapshotStore
+from ticker.views import Views
+from ticker.widget import WidgetRenderer
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"ticker/{__version__} (self-hosted price widget)"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: SnapshotStore | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    demo: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> Starlette:
+    if store is None:
+        # Demo prices must never land in the snapshot file that real prices are restored from.
+        store = SnapshotStore(snapshot_path=None if demo else settings.cache.snapshot_path)
+    renderer = WidgetRenderer(title=settings.widget.title, refresh_seconds=settings.poller.interval_seconds)
+    views = Views(settings, store, renderer, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loaded = await store.load()
+        if loaded is not None:
+            logger.info("serving the saved snapshot of %s until the first poll", loaded.generated_at.isoformat())
+        timeout = httpx.Timeout(settings.poller.timeout_seconds)
+        headers = {"user-agent": USER_AGENT}
+        async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
+            providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
+            poller = Poller(
+                providers,
+                store,
+                settings.market.coins,
+                settings.market.currencies,
+                interval=settings.poller.interval_seconds,
+                clock=clock,
+                sleep=sleep,
+            )
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(poller.run_forever)
+                yield
+                tasks.cancel_scope.cancel()
+
+    api = [
+        Route("/prices", views.prices, name="prices"),
+        Route("/prices/{symbol}", views.price, name="price"),
+    ]
+    cors = Middleware(
+        CORSMiddleware, allow_origins=list(settings.server.cors_origins), allow_methods=["GET"], allow_credentials=False
+    )
+    routes = [
+        Mount("/api/v1", routes=api, middleware=[cors]),
+        Route("/widget", views.widget, name="widget"),
+        Route("/widget/fragment", views.fragment, name="fragment"),
+        Route("/widget/site.css", views.site_css, name="site_css"),
+        Route("/healthz", views.healthz, name="healthz"),
+        Route("/readyz", views.readyz, name="readyz"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """A no-argument factory (`uvicorn --factory ticker.app:app_from_environment`): config from TICKER_CONFIG."""
+    return create_app(load_settings(os.environ.get("TICKER_CONFIG") or None), demo=os.environ.get("TICKER_DEMO") == "1")

@@ -1,0 +1,104 @@
+"""The board: what a visitor sees for one selection of coins and one currency.
+
+Both the JSON and the widget render from a Board, so "stale", "unavailable"
+and "never fetched" mean the same everywhere. Built from the snapshot and
+the time now: staleness is measured from each quote's own `updated_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ticker.models import Coin, Snapshot, iso
+
+
+@dataclass(frozen=True)
+class Row:
+    symbol: str
+    name: str
+    price: float | None
+    change_24h_pct: float | None
+    updated_at: datetime | None
+    source: str | None
+    stale: bool
+    icon_url: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.price is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "name": self.name,
+            "price": self.price,
+            "change_24h_pct": self.change_24h_pct,
+            "updated_at": iso(self.updated_at),
+            "source": self.source,
+            "stale": self.stale,
+            "icon_url": self.icon_url,
+        }
+
+
+@dataclass(frozen=True)
+class Board:
+    currency: str
+    generated_at: datetime | None
+    rows: tuple[Row, ...]
+
+    @property
+    def stale(self) -> bool:
+        return any(row.stale for row in self.rows)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The distinct sources shown, in row order, for the attribution line."""
+        return tuple(dict.fromkeys(row.source for row in self.rows if row.source and row.available))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "generated_at": iso(self.generated_at),
+            "stale": self.stale,
+            "coins": [row.to_json() for row in self.rows],
+        }
+
+
+def build_board(
+    snapshot: Snapshot | None,
+    coins: Sequence[Coin],
+    currency: str,
+    *,
+    now: datetime,
+    stale_after: float,
+    max_stale: float,
+) -> Board:
+    rows = tuple(_row(snapshot, coin, currency, now, stale_after, max_stale) for coin in coins)
+    return Board(currency, snapshot.generated_at if snapshot else None, rows)
+
+
+def _row(
+    snapshot: Snapshot | None, coin: Coin, currency: str, now: datetime, stale_after: float, max_stale: float
+) -> Row:
+    if coin.is_static:
+        price = coin.prices.get(currency)
+        return Row(coin.symbol, coin.name, price, None, None, "static" if price is not None else None, False)
+    quote = snapshot.quote(coin.symbol, currency) if snapshot else None
+    if quote is None or quote.updated_at is None:
+        return Row(coin.symbol, coin.name, None, None, None, None, True)
+    age = (now - quote.updated_at).total_seconds()
+    if age > max_stale:
+        return Row(coin.symbol, coin.name, None, None, quote.updated_at, quote.source, True, quote.icon_url)
+    return Row(
+        coin.symbol,
+        coin.name,
+        quote.price,
+        quote.change_24h_pct,
+        quote.updated_at,
+        quote.source,
+        age > stale_after,
+        quote.icon_url,
+    )

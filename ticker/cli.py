@@ -1,0 +1,226 @@
+"""The `ticker` command: serve, check-config, fetch, resolve.
+
+A bad config is one line on stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from ticker import __version__
+from ticker.config import LOG_FORMATS, Settings, load_settings
+from ticker.exceptions import ConfigError, ProviderError
+from ticker.formatting import format_change, format_price
+from ticker.models import Quote, iso
+from ticker.providers import build_providers
+from ticker.providers.demo import DemoSource
+
+logger = logging.getLogger("ticker")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return check_config(args.path)
+        settings = load_settings(args.config or os.environ.get("TICKER_CONFIG") or None)
+        if args.command == "serve":
+            return serve(settings, args)
+        if args.command == "fetch":
+            return asyncio.run(fetch(settings, demo=args.demo))
+        if args.command == "resolve":
+            return asyncio.run(resolve(settings, args.symbol))
+    except ConfigError as err:
+        print(f"ticker: config error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticker", description="Self-hosted crypto price ticker widget.")
+    parser.add_argument("--version", action="version", version=f"ticker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    config_help = "config file (default: $TICKER_CONFIG, else the built-in default)"
+
+    serve = commands.add_parser("serve", help="run the poller and the web app")
+    serve.add_argument("--config", help=config_help)
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (needs a redis:// cache)")
+    serve.add_argument("--log-format", choices=LOG_FORMATS, help="text or json (default: server.log_format)")
+    serve.add_argument("--demo", action="store_true", help="serve simulated prices instead of asking providers")
+
+    check = commands.add_parser("check-config", help="validate a config file and show how coins resolved")
+    check.add_argument("path")
+
+    fetch = commands.add_parser("fetch", help="poll every provider once and print what each returned")
+    fetch.add_argument("--config", help=config_help)
+    fetch.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+
+    resolve = commands.add_parser("resolve", help="ask the providers which ids match a symbol (network needed)")
+    resolve.add_argument("symbol")
+    resolve.add_argument("--config", help=config_help)
+    return parser
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ticker.app import create_app
+
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port: expected 0 to 65535, got {port}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers: expected 1 or more, got {args.workers}")
+    if args.workers > 1:
+        raise ConfigError(
+            f'--workers {args.workers}: several workers need a shared cache (cache.url = "redis://...") '
+            "so that one poller serves them all; run one worker with the memory cache"
+        )
+    setup_logging(args.log_format or settings.server.log_format)
+    if args.demo:
+        logger.warning("demo mode: serving simulated prices, not market data")
+    app = create_app(settings, demo=args.demo)
+    logger.info("ticker %s listening on http://%s:%d", __version__, host, port)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=1,
+    )
+    return 0
+
+
+def check_config(path: str) -> int:
+    settings = load_settings(path)
+    providers = settings.poller.providers
+    print(f"{path}: OK")
+    print(f"currencies: {', '.join(settings.market.currencies)} (default {settings.market.default_currency})")
+    print(f"providers (failover order): {', '.join(providers)}")
+    rows = [["coin", "name", *providers]]
+    for coin in settings.market.coins:
+        if coin.is_static:
+            prices = ", ".join(f"{price:g} {cur}" for cur, price in coin.prices.items())
+            rows.append([coin.symbol, coin.name, f"static: {prices}", *[""] * (len(providers) - 1)])
+        else:
+            rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
+    print(_table(rows))
+    return 0
+
+
+async def fetch(settings: Settings, *, demo: bool = False) -> int:
+    """One poll of each provider on its own (no failover), for people checking their setup."""
+    setup_logging("text", level=logging.WARNING)
+    coins = settings.market.live_coins
+    currencies = settings.market.currencies
+    answered = False
+    rows = [["coin", "currency", "price", "24h change", "updated", "source"]]
+    async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
+        providers = [DemoSource()] if demo else build_providers(settings, client)
+        for provider in providers:
+            try:
+                quotes = await provider.fetch([c for c in coins if provider.supports(c)], currencies)
+            except ProviderError as err:
+                print(f"{provider.name}: failed: {err.message}")
+                continue
+            answered = True
+            got = {(q.symbol, q.currency) for q in quotes}
+            rows.extend(_quote_row(q, settings.widget.locale) for q in quotes)
+            lacking = sorted({c.symbol for c in coins for cur in currencies if (c.symbol, cur) not in got})
+            print(f"{provider.name}: {len(quotes)} prices" + (f"; none for {', '.join(lacking)}" if lacking else ""))
+    if len(rows) > 1:
+        print(_table(rows))
+    return 0 if answered else 1
+
+
+def _quote_row(quote: Quote, locale: str) -> list[str]:
+    change = quote.change_24h_pct
+    sign = "" if change is None else ("+" if change >= 0 else "-")
+    return [
+        quote.symbol,
+        quote.currency,
+        format_price(quote.price, quote.currency, locale),
+        sign + format_change(change, locale),
+        iso(quote.updated_at) or "-",
+        quote.source,
+    ]
+
+
+async def resolve(settings: Settings, symbol: str) -> int:
+    setup_logging("text", level=logging.WARNING)
+    found_any = False
+    async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
+        for provider in build_providers(settings, client):
+            lookup = getattr(provider, "candidates", None)
+            if lookup is None:
+                print(f"{provider.name}: cannot search by symbol")
+                continue
+            try:
+                candidates = await lookup(symbol)
+            except ProviderError as err:
+                print(f"{provider.name}: failed: {err.message}")
+                continue
+            if not candidates:
+                print(f"{provider.name}: no coin with symbol {symbol.upper()}")
+                continue
+            found_any = True
+            rows = [["id", "symbol", "name", "market cap (usd)", "rank"]]
+            for c in candidates:
+                cap = f"{c.market_cap:,.0f}" if c.market_cap else "-"
+                rows.append([c.id, c.symbol, c.name, cap, str(c.rank or "-")])
+            print(f"{provider.name}:\n{_table(rows)}")
+            best = candidates[0]
+            print(f'config: {{ symbol = "{symbol.upper()}", ids = {{ {provider.name} = "{best.id}" }} }}\n')
+    return 0 if found_any else 1
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(log_format: str, *, level: int | None = None) -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level or os.environ.get("TICKER_LOG_LEVEL", "INFO").upper())
+    # httpx logs every request URL at INFO; keep it (and httpcore) quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -1,0 +1,405 @@
+"""Settings: one TOML file validated into frozen objects, or the built-in default.
+
+A bad file never starts a half-configured service: `load_settings` raises
+ConfigError whose message starts with the key's dotted path
+(`poller.interval_seconds`, `market.coins[3]`, 0-based) and fits on one line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import list_currencies
+
+from ticker.coins import DEFAULT_SYMBOLS, canonical_symbol, lookup
+from ticker.exceptions import ConfigError
+from ticker.models import Coin
+from ticker.providers import PROVIDERS
+
+CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
+THEMES = ("light", "dark", "auto")
+LAYOUTS = ("list", "compact", "ticker")
+LOG_FORMATS = ("text", "json")
+DEFAULT_PROVIDERS: tuple[str, ...] = tuple(name for name, cls in PROVIDERS.items() if cls.KEYLESS)
+
+
+def is_known_currency(code: str) -> bool:
+    return code in CRYPTO_CURRENCIES or (code == code.lower() and code.upper() in list_currencies())
+
+
+@dataclass(frozen=True)
+class MarketSettings:
+    coins: tuple[Coin, ...] = ()
+    currencies: tuple[str, ...] = ("usd",)
+
+    @property
+    def default_currency(self) -> str:
+        return self.currencies[0]
+
+    @property
+    def live_coins(self) -> tuple[Coin, ...]:
+        return tuple(coin for coin in self.coins if not coin.is_static)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    base_url: str | None = None  # None: the provider's default for its plan
+    api_key_env: str | None = None
+    plan: str | None = None
+    requests_per_minute: float | None = None  # None: the provider's published free limit
+
+    def api_key(self) -> str | None:
+        """Keys live only in the environment, read when a client is built."""
+        return os.environ.get(self.api_key_env) or None if self.api_key_env else None
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    interval_seconds: float = 60.0
+    timeout_seconds: float = 10.0
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    stale_after_seconds: float = 300.0
+    max_stale_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    url: str = "memory://"
+    namespace: str = "ticker"
+    snapshot_path: Path | None = None  # None: persistence off
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    frame_ancestors: tuple[str, ...] = ("*",)
+    cors_origins: tuple[str, ...] = ("*",)
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
+class WidgetSettings:
+    title: str = "Latest Market Prices"
+    locale: str = "en_US"
+    theme: str = "auto"
+    layout: str = "list"
+    transparent: bool = False
+    css_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    market: MarketSettings = field(default_factory=MarketSettings)
+    poller: PollerSettings = field(default_factory=PollerSettings)
+    providers: Mapping[str, ProviderSettings] = field(default_factory=lambda: MappingProxyType({}))
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    widget: WidgetSettings = field(default_factory=WidgetSettings)
+    source: Path | None = None  # the file these came from
+
+    def provider(self, name: str) -> ProviderSettings:
+        return self.providers.get(name, ProviderSettings())
+
+    @property
+    def coins_by_symbol(self) -> Mapping[str, Coin]:
+        return {coin.symbol: coin for coin in self.market.coins}
+
+
+T = TypeVar("T")
+
+
+class _Table:
+    """Reads one TOML table, checking types, and rejects keys nobody read."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a table, got {_describe(data)}")
+        self.data = dict(data)
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def take(self, name: str, kind: type[T] | tuple[type, ...], default: T) -> T:
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(f"{self.key(name)}: expected {_kind_name(kind)}, got {_describe(value)}")
+        if not isinstance(value, kind):
+            raise ConfigError(f"{self.key(name)}: expected {_kind_name(kind)}, got {_describe(value)}")
+        return value  # type: ignore[return-value]
+
+    def take_number(self, name: str, default: float, *, minimum: float, exclusive: bool = False) -> float:
+        value = self.take(name, float, default)
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            bound = f"greater than {minimum:g}" if exclusive else f"at least {minimum:g}"
+            raise ConfigError(f"{self.key(name)}: expected a number {bound}, got {value!r}")
+        return value
+
+    def take_choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        value = self.take(name, str, default)
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def take_strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.take(name, list, list(default))
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise ConfigError(f"{self.key(name)}[{index}]: expected a non-empty string, got {_describe(item)}")
+        return tuple(value)
+
+    def finish(self) -> None:
+        for name in self.data:
+            raise ConfigError(f"{self.key(name)}: unknown key")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+    names[dict] = "a table"
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40] + "…")
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ticker"
+
+
+def default_settings() -> Settings:
+    """The built-in default: used when neither --config nor TICKER_CONFIG names a file."""
+    return _parse({}, base_dir=None, source=None)
+
+
+def load_settings(path: str | os.PathLike[str] | None) -> Settings:
+    if path is None:
+        return default_settings()
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{file}: cannot read config file ({err.strerror or err})") from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{file}: not valid TOML ({err})") from err
+    return _parse(data, base_dir=file.resolve().parent, source=file)
+
+
+def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) -> Settings:
+    root = _Table(data, "")
+    market = _parse_market(_Table(root.take("market", dict, {}), "market"))
+    provider_tables = _Table(root.take("providers", dict, {}), "providers")
+    providers = {name: _parse_provider(provider_tables, name) for name in list(provider_tables.data)}
+    poller = _parse_poller(_Table(root.take("poller", dict, {}), "poller"))
+    cache = _parse_cache(_Table(root.take("cache", dict, {}), "cache"), base_dir)
+    server = _parse_server(_Table(root.take("server", dict, {}), "server"))
+    widget = _parse_widget(_Table(root.take("widget", dict, {}), "widget"), base_dir)
+    root.finish()
+    _check_coverage(market, poller)
+    return Settings(market, poller, MappingProxyType(providers), cache, server, widget, source)
+
+
+def _parse_market(table: _Table) -> MarketSettings:
+    currencies = tuple(c.lower() for c in table.take_strings("currencies", ("usd",)))
+    if not currencies:
+        raise ConfigError("market.currencies: expected at least one currency")
+    for index, code in enumerate(currencies):
+        if not is_known_currency(code):
+            raise ConfigError(
+                f"market.currencies[{index}]: unknown currency {code!r} "
+                "(use ISO 4217 codes such as usd, eur, or btc, eth, sats)"
+            )
+        if code in currencies[:index]:
+            raise ConfigError(f"market.currencies[{index}]: duplicate currency {code!r}")
+    entries = table.take("coins", list, list(DEFAULT_SYMBOLS))
+    table.finish()
+    if not entries:
+        raise ConfigError("market.coins: expected at least one coin")
+    coins: list[Coin] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        coin = _parse_coin(entry, f"market.coins[{index}]", currencies)
+        if coin.symbol in seen:
+            raise ConfigError(
+                f"market.coins[{index}]: duplicate coin {coin.symbol} (already market.coins[{seen[coin.symbol]}])"
+            )
+        seen[coin.symbol] = index
+        coins.append(coin)
+    return MarketSettings(tuple(coins), currencies)
+
+
+def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...]) -> Coin:
+    if isinstance(entry, str):
+        entry = {"symbol": entry}
+    table = _Table(entry, path)
+    raw_symbol = table.take("symbol", str, "")
+    if not raw_symbol.strip() or len(raw_symbol) > 20 or not raw_symbol.strip().replace("-", "").isalnum():
+        raise ConfigError(f"{path}.symbol: expected a ticker symbol such as BTC, got {_describe(raw_symbol)}")
+    symbol = canonical_symbol(raw_symbol)
+    known = lookup(symbol)
+    name = table.take("name", str, known.name if known else symbol).strip() or symbol
+    ids_table = _Table(table.take("ids", dict, {}), f"{path}.ids")
+    ids = dict(known.ids) if known else {}
+    for provider in list(ids_table.data):
+        if provider not in PROVIDERS:
+            raise ConfigError(f"{path}.ids.{provider}: unknown provider (known: {', '.join(PROVIDERS)})")
+        value = ids_table.take(provider, str, "").strip()
+        if not value:
+            raise ConfigError(f"{path}.ids.{provider}: expected a non-empty id")
+        ids[provider] = value
+    prices = _parse_static_prices(table, path, currencies)
+    table.finish()
+    if not prices and not known and not ids:
+        raise ConfigError(
+            f"{path}: unknown symbol {symbol!r}; give its provider ids "
+            f'(ids = {{ coingecko = "..." }}) or run `ticker resolve {symbol}` to find them'
+        )
+    return Coin(symbol, name, MappingProxyType(ids), MappingProxyType(prices))
+
+
+def _parse_static_prices(table: _Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:
+    prices: dict[str, float] = {}
+    if "price" in table.data:
+        prices[currencies[0]] = table.take_number("price", 0.0, minimum=0.0, exclusive=True)
+    per_currency = _Table(table.take("prices", dict, {}), f"{path}.prices")
+    for code in list(per_currency.data):
+        if code.lower() not in currencies:
+            raise ConfigError(
+                f"{path}.prices.{code}: not a configured currency (market.currencies: {', '.join(currencies)})"
+            )
+        prices[code.lower()] = per_currency.take_number(code, 0.0, minimum=0.0, exclusive=True)
+    return prices
+
+
+def _parse_provider(tables: _Table, name: str) -> ProviderSettings:
+    if name not in PROVIDERS:
+        raise ConfigError(f"providers.{name}: unknown provider (known: {', '.join(PROVIDERS)})")
+    cls = PROVIDERS[name]
+    table = _Table(tables.take(name, dict, {}), f"providers.{name}")
+    base_url = table.take("base_url", str, "").strip() or None
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"providers.{name}.base_url: expected an http:// or https:// URL, got {_describe(base_url)}")
+    api_key_env = table.take("api_key_env", str, "").strip() or None
+    plan = table.take_choice("plan", cls.PLANS, cls.PLANS[0]) if cls.PLANS else None
+    rpm = table.take_number("requests_per_minute", cls.REQUESTS_PER_MINUTE, minimum=0.0, exclusive=True)
+    table.finish()
+    return ProviderSettings(base_url, api_key_env, plan, rpm)
+
+
+def _parse_poller(table: _Table) -> PollerSettings:
+    interval = table.take_number("interval_seconds", 60.0, minimum=1.0)
+    timeout = table.take_number("timeout_seconds", 10.0, minimum=0.0, exclusive=True)
+    providers = table.take_strings("providers", DEFAULT_PROVIDERS)
+    if not providers:
+        raise ConfigError("poller.providers: expected at least one provider")
+    for index, name in enumerate(providers):
+        if name not in PROVIDERS:
+            raise ConfigError(f"poller.providers[{index}]: unknown provider {name!r} (known: {', '.join(PROVIDERS)})")
+        if name in providers[:index]:
+            raise ConfigError(f"poller.providers[{index}]: duplicate provider {name!r}")
+    stale_after = table.take_number("stale_after_seconds", 300.0, minimum=0.0, exclusive=True)
+    max_stale = table.take_number("max_stale_seconds", 86400.0, minimum=0.0, exclusive=True)
+    if max_stale < stale_after:
+        raise ConfigError(
+            f"poller.max_stale_seconds: must be at least poller.stale_after_seconds ({stale_after:g}), "
+            f"got {max_stale:g}"
+        )
+    table.finish()
+    return PollerSettings(interval, timeout, providers, stale_after, max_stale)
+
+
+def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:
+    url = table.take("url", str, "memory://")
+    if not url.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(f"cache.url: expected memory:// or redis://host:port/db, got {_describe(url)}")
+    namespace = table.take("namespace", str, "ticker")
+    if not namespace or not all(ch.isalnum() or ch in "-_.:" for ch in namespace):
+        raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {_describe(namespace)}")
+    default_path = "ticker-snapshot.json" if base_dir else str(default_state_dir() / "snapshot.json")
+    raw_path = table.take("snapshot_path", str, default_path)
+    table.finish()
+    snapshot_path = _resolve_path(raw_path, base_dir) if raw_path else None
+    return CacheSettings(url, namespace, snapshot_path)
+
+
+def _parse_server(table: _Table) -> ServerSettings:
+    host = table.take("host", str, "127.0.0.1")
+    port = table.take("port", int, 8000)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"server.port: expected 1 to 65535, got {port}")
+    frame_ancestors = table.take_strings("frame_ancestors", ("*",))
+    cors_origins = table.take_strings("cors_origins", ("*",))
+    log_format = table.take_choice("log_format", LOG_FORMATS, "text")
+    table.finish()
+    return ServerSettings(host, port, frame_ancestors, cors_origins, log_format)
+
+
+def _parse_widget(table: _Table, base_dir: Path | None) -> WidgetSettings:
+    title = table.take("title", str, "Latest Market Prices")
+    raw_locale = table.take("locale", str, "en_US")
+    locale = canonical_locale(raw_locale)
+    if locale is None:
+        raise ConfigError(f"widget.locale: unknown locale {raw_locale!r} (examples: en_US, de_DE, fr_FR, ja_JP)")
+    theme = table.take_choice("theme", THEMES, "auto")
+    layout = table.take_choice("layout", LAYOUTS, "list")
+    transparent = table.take("transparent", bool, False)
+    css = table.take("css_file", str, "")
+    table.finish()
+    css_file = _resolve_path(css, base_dir) if css else None
+    if css_file is not None and not css_file.is_file():
+        raise ConfigError(f"widget.css_file: no such file {str(css_file)!r}")
+    return WidgetSettings(title, locale, theme, layout, transparent, css_file)
+
+
+def canonical_locale(name: str) -> str | None:
+    """Babel's spelling of a locale name ("en-us" -> "en_US"), or None if Babel has no such locale."""
+    if not name or len(name) > 20:
+        return None
+    try:
+        return str(Locale.parse(name.strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
+
+
+def _resolve_path(raw: str, base_dir: Path | None) -> Path:
+    path = Path(raw).expanduser()
+    if path.is_absolute() or base_dir is None:
+        return path
+    return base_dir / path
+
+
+def _check_coverage(market: MarketSettings, poller: PollerSettings) -> None:
+    """Every live coin needs an id at one of the configured providers at least."""
+    for index, coin in enumerate(market.coins):
+        if coin.is_static or any(name in coin.ids for name in poller.providers):
+            continue
+        raise ConfigError(
+            f"market.coins[{index}]: {coin.symbol} has no id for the configured providers "
+            f'({", ".join(poller.providers)}); add ids = {{ {poller.providers[0]} = "..." }} '
+            f"or run `ticker resolve {coin.symbol}`"
+        )

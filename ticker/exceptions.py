@@ -1,0 +1,43 @@
+"""Errors raised by ticker.
+
+- TickerError: the base; catch it to handle anything ticker raises on purpose.
+    - ConfigError: the config file (or a command-line value) is unusable; the
+      message starts with the key's dotted path and fits on one line.
+    - ProviderError: an upstream price API failed; nothing else leaves a provider.
+    - QueryError: a visitor's query names something not configured; the message
+      says what is allowed and is safe to show.
+"""
+
+from __future__ import annotations
+
+
+class TickerError(Exception):
+    """Base of every error ticker raises on purpose."""
+
+
+class ConfigError(TickerError):
+    """A config problem, reported as one line naming the key."""
+
+
+class ProviderError(TickerError):
+    """An upstream failure, translated at the provider boundary.
+
+    `retry_after` carries the provider's own back-off request (seconds), when
+    it sent one, so the poller can honour it.
+    """
+
+    def __init__(
+        self, provider: str, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.message}"
+
+
+class QueryError(TickerError):
+    """A bad visitor query; the message is plain text meant for the visitor."""

@@ -1,0 +1,160 @@
+"""The data that flows from providers through the poller and store to the views.
+
+Everything here is frozen: the memory cache hands out the very object it
+holds, so a mutable snapshot could be changed behind the store's back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO 8601 with `Z`, to the second, as the contract promises."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class Coin:
+    """A configured coin: identified by provider ids, never by symbol at run time."""
+
+    symbol: str
+    name: str
+    ids: Mapping[str, str] = field(default_factory=frozen_map)
+    prices: Mapping[str, float] = field(default_factory=frozen_map)
+
+    @property
+    def is_static(self) -> bool:
+        """A static coin has a configured price and is never fetched."""
+        return bool(self.prices)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One coin's price in one currency, as a provider gave it (unrounded)."""
+
+    symbol: str
+    currency: str
+    price: float
+    change_24h_pct: float | None
+    updated_at: datetime | None  # the provider's own time; the poller fills in the fetch time
+    source: str
+    icon_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "currency": self.currency,
+            "price": self.price,
+            "change_24h_pct": self.change_24h_pct,
+            "updated_at": iso(self.updated_at),
+            "source": self.source,
+            "icon_url": self.icon_url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quote:
+        updated = data.get("updated_at")
+        return cls(
+            symbol=str(data["symbol"]),
+            currency=str(data["currency"]),
+            price=float(data["price"]),
+            change_24h_pct=None if data.get("change_24h_pct") is None else float(data["change_24h_pct"]),
+            updated_at=parse_iso(updated) if isinstance(updated, str) else None,
+            source=str(data["source"]),
+            icon_url=data.get("icon_url") if isinstance(data.get("icon_url"), str) else None,
+        )
+
+    def stamped(self, fetched_at: datetime) -> Quote:
+        """The quote with `updated_at` set, falling back to when we fetched it."""
+        return self if self.updated_at is not None else replace(self, updated_at=fetched_at)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A provider's coin that matches a symbol, as `ticker resolve` lists them."""
+
+    provider: str
+    id: str
+    symbol: str
+    name: str
+    market_cap: float | None
+    rank: int | None
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """How a provider fared, for /readyz and the logs."""
+
+    state: str  # ok | failing | backoff
+    last_success: datetime | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "last_success": iso(self.last_success), "last_error": self.last_error}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProviderStatus:
+        last = data.get("last_success")
+        return cls(
+            state=str(data.get("state", "failing")),
+            last_success=parse_iso(last) if isinstance(last, str) else None,
+            last_error=data.get("last_error") if isinstance(data.get("last_error"), str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last good quote of every coin and currency, as of one poll round.
+
+    Quotes that a round could not refresh are carried over with their old
+    `updated_at`, so old data is served and ages honestly instead of vanishing.
+    """
+
+    generated_at: datetime
+    quotes: Mapping[tuple[str, str], Quote] = field(default_factory=lambda: MappingProxyType({}))
+    providers: Mapping[str, ProviderStatus] = field(default_factory=lambda: MappingProxyType({}))
+
+    def quote(self, symbol: str, currency: str) -> Quote | None:
+        return self.quotes.get((symbol, currency))
+
+    def to_json(self) -> bytes:
+        data = {
+            "version": 1,
+            "generated_at": iso(self.generated_at),
+            "quotes": [quote.to_dict() for quote in self.quotes.values()],
+            "providers": {name: status.to_dict() for name, status in self.providers.items()},
+        }
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Snapshot:
+        """Rebuild a snapshot; raises ValueError (or KeyError/TypeError) on a damaged one."""
+        data = json.loads(raw)
+        quotes = [Quote.from_dict(item) for item in data["quotes"]]
+        return cls(
+            generated_at=parse_iso(data["generated_at"]),
+            quotes=MappingProxyType({(q.symbol, q.currency): q for q in quotes}),
+            providers=MappingProxyType(
+                {str(name): ProviderStatus.from_dict(status) for name, status in data.get("providers", {}).items()}
+            ),
+        )

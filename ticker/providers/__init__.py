@@ -1,0 +1,52 @@
+"""Upstream price APIs behind one small interface.
+
+Adding a provider is one module with a class that satisfies `Provider` (and
+the class attributes of `ProviderClass`) plus one entry in `PROVIDERS`.
+Providers translate every upstream failure into ProviderError; they never
+touch the store, and only the poller (and the CLI's one-shot commands) call
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+
+from ticker.models import Coin, Quote
+from ticker.providers.coingecko import CoinGecko
+
+if TYPE_CHECKING:
+    from ticker.config import ProviderSettings, Settings
+
+
+class Provider(Protocol):
+    name: str
+    batch_size: int  # ids per upstream request
+
+    def supports(self, coin: Coin) -> bool:
+        """Whether this provider can price the coin (it has an id for it)."""
+        ...
+
+    async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
+        """Return current quotes for the coins it has ids for. Raise ProviderError on any upstream failure."""
+        ...
+
+
+class ProviderClass(Protocol):
+    KEYLESS: bool  # usable with no API key: eligible as a default provider
+    PLANS: tuple[str, ...]  # allowed `plan` values, the first is the default
+    REQUESTS_PER_MINUTE: float  # the published free limit, the default budget
+
+    def __call__(self, client: httpx.AsyncClient, settings: ProviderSettings) -> Provider: ...
+
+
+PROVIDERS: dict[str, ProviderClass] = {
+    "coingecko": CoinGecko,
+}
+
+
+def build_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
+    """The configured providers in failover order, sharing one HTTP client."""
+    return [PROVIDERS[name](client, settings.provider(name)) for name in settings.poller.providers]

@@ -1,0 +1,124 @@
+"""What every provider does the same way: one GET, JSON back, failures typed.
+
+Upstream failures come in many shapes (timeouts, refused connections, 429
+with Retry-After, Cloudflare HTML pages with status 200, truncated JSON);
+they all leave here as ProviderError, carrying the status and any
+Retry-After the upstream asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from ticker.exceptions import ProviderError
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # CoinPaprika's full /tickers is a few MB; anything far larger is wrong
+_MESSAGE_CHARS = 160
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    provider: str,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """GET `url` and return its decoded JSON, or raise ProviderError."""
+    try:
+        response = await client.get(url, params=params, headers=headers)
+    except httpx.TimeoutException as err:
+        raise ProviderError(provider, f"timed out ({type(err).__name__})") from err
+    except httpx.HTTPError as err:
+        raise ProviderError(provider, f"request failed ({type(err).__name__}: {_short(str(err))})") from err
+    if response.status_code != 200:
+        raise ProviderError(
+            provider,
+            f"HTTP {response.status_code}{_detail(response)}",
+            status=response.status_code,
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if len(response.content) > MAX_BODY_BYTES:
+        raise ProviderError(provider, f"response too large ({len(response.content)} bytes)", status=200)
+    try:
+        return json.loads(response.content)
+    except ValueError as err:
+        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        raise ProviderError(provider, f"HTTP 200 with {kind} instead of JSON", status=200) from err
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), 7 * 86400.0)
+
+
+def number(value: Any) -> float | None:
+    """A JSON number or numeric string as float; None for anything else (bools, text, null)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def unix_time(value: Any) -> datetime | None:
+    seconds = number(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > 32503680000:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _detail(response: httpx.Response) -> str:
+    """A short, log-safe reason from an error body (JSON message or nothing)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return " (HTML page)" if response.content.lstrip()[:1] == b"<" else ""
+    message = _find_message(body)
+    return f": {_short(message)}" if message else ""
+
+
+def _find_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("error_message", "error", "message", "msg", "Message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value and isinstance(value[0], str):
+                return "; ".join(str(v) for v in value)
+        status = body.get("status")
+        if isinstance(status, dict):
+            return _find_message(status)
+    return None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"

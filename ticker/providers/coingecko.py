@@ -1,0 +1,173 @@
+"""CoinGecko API v3: the primary provider.
+
+The frugal shape (every call counts against the budget, errors included):
+prices and 24h changes for every coin and currency come from one
+`/simple/price` call per batch of ids; icon URLs, which change slowly, from
+`/coins/markets` at start and then once a day.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from ticker.exceptions import ProviderError
+from ticker.models import Candidate, Coin, Quote
+from ticker.providers._http import get_json, number, unix_time
+
+if TYPE_CHECKING:
+    from ticker.config import ProviderSettings
+
+logger = logging.getLogger(__name__)
+
+BASE_URLS = {"demo": "https://api.coingecko.com/api/v3", "pro": "https://pro-api.coingecko.com/api/v3"}
+KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
+ICON_REFRESH_SECONDS = 24 * 3600.0
+ICON_RETRY_SECONDS = 3600.0
+MARKETS_PAGE = 250  # /coins/markets per_page maximum
+
+
+class CoinGecko:
+    """Keyless by default; a demo or pro key is sent as a header, never in the URL."""
+
+    KEYLESS: ClassVar[bool] = True
+    PLANS: ClassVar[tuple[str, ...]] = ("demo", "pro")
+    REQUESTS_PER_MINUTE: ClassVar[float] = 5.0  # keyless: "5 to 15 calls per minute", shared per IP
+
+    name = "coingecko"
+    batch_size = 500  # documented maximum is 515 ids per /simple/price call
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: ProviderSettings,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        plan = settings.plan or "demo"
+        self._client = client
+        self._base_url = (settings.base_url or BASE_URLS[plan]).rstrip("/")
+        key = settings.api_key()
+        self._headers = {"accept": "application/json"}
+        if key:
+            self._headers[KEY_HEADERS[plan]] = key
+        self._monotonic = monotonic
+        self._icons: dict[str, str] = {}
+        self._icons_due = 0.0
+
+    def supports(self, coin: Coin) -> bool:
+        return self.name in coin.ids
+
+    async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
+        by_id = {coin.ids[self.name]: coin for coin in coins if self.name in coin.ids}
+        ids = list(by_id)
+        if not ids:
+            return []
+        await self._refresh_icons(ids, currencies[0])
+        quotes: list[Quote] = []
+        for start in range(0, len(ids), self.batch_size):
+            batch = ids[start : start + self.batch_size]
+            body = await get_json(
+                self._client,
+                self.name,
+                f"{self._base_url}/simple/price",
+                params={
+                    "ids": ",".join(batch),
+                    "vs_currencies": ",".join(currencies),
+                    "include_24hr_change": "true",
+                    "include_last_updated_at": "true",
+                    "precision": "full",
+                },
+                headers=self._headers,
+            )
+            if not isinstance(body, dict):
+                raise ProviderError(self.name, f"unexpected /simple/price response ({type(body).__name__})")
+            for coin_id in batch:
+                quotes.extend(self._parse_entry(by_id[coin_id], body.get(coin_id), currencies))
+        return quotes
+
+    def _parse_entry(self, coin: Coin, entry: Any, currencies: Sequence[str]) -> list[Quote]:
+        if entry is None:
+            return []  # unknown or delisted id: CoinGecko simply omits it
+        if not isinstance(entry, dict):
+            logger.warning("coingecko: %s: ignoring malformed entry (%s)", coin.symbol, type(entry).__name__)
+            return []
+        updated_at = unix_time(entry.get("last_updated_at"))
+        icon = self._icons.get(coin.ids[self.name])
+        quotes = []
+        for currency in currencies:
+            if currency not in entry:
+                continue
+            price = number(entry[currency])
+            if price is None or isinstance(entry[currency], str):
+                logger.warning(
+                    "coingecko: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, entry[currency]
+                )
+                continue
+            change = entry.get(f"{currency}_24h_change")
+            quotes.append(
+                Quote(
+                    symbol=coin.symbol,
+                    currency=currency,
+                    price=price,
+                    change_24h_pct=None if isinstance(change, str) else number(change),
+                    updated_at=updated_at,
+                    source=self.name,
+                    icon_url=icon,
+                )
+            )
+        return quotes
+
+    async def _refresh_icons(self, ids: Sequence[str], currency: str) -> None:
+        """Icon URLs from /coins/markets, once a day; a failure here never costs a price round."""
+        if self._monotonic() < self._icons_due:
+            return
+        try:
+            for start in range(0, len(ids), MARKETS_PAGE):
+                rows = await self._markets(ids[start : start + MARKETS_PAGE], currency)
+                for row in rows:
+                    if isinstance(row, dict) and isinstance(row.get("id"), str) and _is_http_url(row.get("image")):
+                        self._icons[row["id"]] = row["image"]
+        except ProviderError as err:
+            logger.info("coingecko: icon refresh failed, retrying in an hour: %s", err.message)
+            self._icons_due = self._monotonic() + ICON_RETRY_SECONDS
+            return
+        self._icons_due = self._monotonic() + ICON_REFRESH_SECONDS
+
+    async def _markets(self, ids: Sequence[str], currency: str, *, symbols: str | None = None) -> list[Any]:
+        params = {"vs_currency": currency, "per_page": str(MARKETS_PAGE), "page": "1"}
+        if symbols:
+            params |= {"symbols": symbols, "include_tokens": "all"}
+        else:
+            params["ids"] = ",".join(ids)
+        body = await get_json(
+            self._client, self.name, f"{self._base_url}/coins/markets", params=params, headers=self._headers
+        )
+        if not isinstance(body, list):
+            raise ProviderError(self.name, f"unexpected /coins/markets response ({type(body).__name__})")
+        return body
+
+    async def candidates(self, symbol: str) -> list[Candidate]:
+        """Every CoinGecko coin with this symbol, largest market cap first."""
+        rows = await self._markets([], "usd", symbols=symbol.lower())
+        found = [
+            Candidate(
+                provider=self.name,
+                id=str(row.get("id")),
+                symbol=str(row.get("symbol", "")).upper(),
+                name=str(row.get("name", "")),
+                market_cap=number(row.get("market_cap")),
+                rank=row.get("market_cap_rank") if isinstance(row.get("market_cap_rank"), int) else None,
+            )
+            for row in rows
+            if isinstance(row, dict) and isinstance(row.get("id"), str)
+        ]
+        return sorted(found, key=lambda c: -(c.market_cap or 0.0))
+
+
+def _is_http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 500

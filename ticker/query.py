@@ -1,0 +1,118 @@
+"""Visitors' query strings, validated against the config.
+
+Queries only select among configured coins and currencies, so no visitor
+can make the service fetch, render or remember anything new. Every problem
+is a QueryError whose text says what is allowed; values are echoed back
+truncated, and the caller escapes them for its format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ticker.coins import canonical_symbol
+from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
+from ticker.exceptions import QueryError
+from ticker.models import Coin
+
+MAX_VALUE_CHARS = 1000
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Selection:
+    coins: tuple[Coin, ...]
+    currency: str
+
+
+@dataclass(frozen=True)
+class WidgetOptions:
+    theme: str
+    layout: str
+    locale: str
+    transparent: bool
+
+
+def echo(value: str) -> str:
+    """A visitor's value as it may appear in an error message: short and quoted."""
+    return repr(value if len(value) <= 24 else value[:24] + "…")
+
+
+def _param(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is not None and len(value) > MAX_VALUE_CHARS:
+        raise QueryError(f"{name}: too long (at most {MAX_VALUE_CHARS} characters)")
+    return value
+
+
+def select(params: Mapping[str, str], settings: Settings) -> Selection:
+    return Selection(select_coins(_param(params, "coins"), settings), select_currency(params, settings))
+
+
+def select_coins(raw: str | None, settings: Settings) -> tuple[Coin, ...]:
+    configured = settings.coins_by_symbol
+    if raw is None:
+        return settings.market.coins
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise QueryError(f"coins: empty; allowed: {', '.join(configured)}")
+    chosen: dict[str, Coin] = {}
+    for name in names:
+        coin = configured.get(canonical_symbol(name))
+        if coin is None:
+            raise QueryError(f"coins: unknown coin {echo(name)}; allowed: {', '.join(configured)}")
+        chosen.setdefault(coin.symbol, coin)
+    return tuple(chosen.values())
+
+
+def select_currency(params: Mapping[str, str], settings: Settings) -> str:
+    raw = _param(params, "currency")
+    if raw is None:
+        return settings.market.default_currency
+    currency = raw.strip().lower()
+    if currency not in settings.market.currencies:
+        raise QueryError(f"currency: unknown currency {echo(raw)}; allowed: {', '.join(settings.market.currencies)}")
+    return currency
+
+
+def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptions:
+    widget = settings.widget
+    return WidgetOptions(
+        theme=_choice(params, "theme", THEMES, widget.theme),
+        layout=_choice(params, "layout", LAYOUTS, widget.layout),
+        locale=_locale(params, widget.locale),
+        transparent=_flag(params, "transparent", widget.transparent),
+    )
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = _param(params, name)
+    if raw is None:
+        return default
+    if raw.strip().lower() not in allowed:
+        raise QueryError(f"{name}: unknown value {echo(raw)}; allowed: {', '.join(allowed)}")
+    return raw.strip().lower()
+
+
+def _locale(params: Mapping[str, str], default: str) -> str:
+    raw = _param(params, "locale")
+    if raw is None:
+        return default
+    name = canonical_locale(raw)
+    if name is None:
+        raise QueryError(f"locale: unknown locale {echo(raw)}; use a name such as en_US, de_DE, fr_FR")
+    return name
+
+
+def _flag(params: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _param(params, name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise QueryError(f"{name}: expected 1 or 0, got {echo(raw)}")

@@ -1,0 +1,109 @@
+"""SnapshotStore: where the poller puts each snapshot and the views find it.
+
+The only module that imports aiocache. The hot path never awaits the cache:
+views read `store.current`, a plain in-process reference. The cache holds
+the serialized snapshot (bytes: immutable, and the same form a shared Redis
+will need), and in memory mode the last good snapshot is also written to
+`snapshot_path` so a restart serves the last prices at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+from aiocache import SimpleMemoryCache
+
+from ticker.models import Snapshot
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_KEY = "snapshot"
+
+
+class SnapshotStore:
+    def __init__(self, *, snapshot_path: Path | None = None, cache: Any | None = None) -> None:
+        # timeout=None: aiocache wraps every call in wait_for(5) by default, which costs for nothing in memory.
+        self._cache = cache if cache is not None else SimpleMemoryCache(timeout=None)
+        self._path = snapshot_path
+        self._current: Snapshot | None = None
+        self._write_failing = False
+        self.version = 0  # bumps on every put, so readers can tell a new snapshot cheaply
+
+    @property
+    def current(self) -> Snapshot | None:
+        return self._current
+
+    async def load(self) -> Snapshot | None:
+        """At start: the cached snapshot if any, else the one persisted on disk."""
+        raw = await self._cache.get(SNAPSHOT_KEY)
+        snapshot = _decode(raw, "cache") if raw is not None else None
+        if snapshot is None and self._path is not None:
+            snapshot = await anyio.to_thread.run_sync(_read_file, self._path)
+            if snapshot is not None:
+                await self._cache.set(SNAPSHOT_KEY, snapshot.to_json())
+        if snapshot is not None:
+            self._set_current(snapshot)
+        return snapshot
+
+    async def put(self, snapshot: Snapshot) -> None:
+        raw = snapshot.to_json()
+        self._set_current(snapshot)
+        await self._cache.set(SNAPSHOT_KEY, raw)
+        if self._path is not None:
+            await anyio.to_thread.run_sync(self._persist, raw)
+
+    def _set_current(self, snapshot: Snapshot) -> None:
+        self._current = snapshot
+        self.version += 1
+
+    def _persist(self, raw: bytes) -> None:
+        assert self._path is not None
+        try:
+            write_atomically(self._path, raw)
+        except OSError as err:
+            if not self._write_failing:
+                logger.warning("cannot write snapshot file %s: %s", self._path, err)
+            self._write_failing = True
+            return
+        if self._write_failing:
+            logger.info("snapshot file %s writable again", self._path)
+        self._write_failing = False
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_file(path: Path) -> Snapshot | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        logger.warning("cannot read snapshot file %s: %s", path, err)
+        return None
+    return _decode(raw, str(path))
+
+
+def _decode(raw: Any, where: str) -> Snapshot | None:
+    try:
+        return Snapshot.from_json(raw)
+    except (ValueError, KeyError, TypeError) as err:
+        logger.warning("ignoring a damaged snapshot in %s: %s", where, err)
+        return None
