@@ -107,7 +107,7 @@ class Settings:
     source: Path | None = None  # the file these came from
 
     def provider(self, name: str) -> ProviderSettings:
-        return self.providers.get(name, ProviderSettings())
+        return self.providers[name]
 
     @property
     def coins_by_symbol(self) -> Mapping[str, Coin]:
@@ -214,7 +214,10 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     root = _Table(data, "")
     market = _parse_market(_Table(root.take("market", dict, {}), "market"))
     provider_tables = _Table(root.take("providers", dict, {}), "providers")
-    providers = {name: _parse_provider(provider_tables, name) for name in list(provider_tables.data)}
+    for name in provider_tables.data:
+        if name not in PROVIDERS:
+            raise ConfigError(f"providers.{name}: unknown provider (known: {', '.join(PROVIDERS)})")
+    providers = {name: _parse_provider(provider_tables, name) for name in PROVIDERS}
     poller = _parse_poller(_Table(root.take("poller", dict, {}), "poller"))
     cache = _parse_cache(_Table(root.take("cache", dict, {}), "cache"), base_dir)
     server = _parse_server(_Table(root.take("server", dict, {}), "server"))
@@ -297,8 +300,6 @@ def _parse_static_prices(table: _Table, path: str, currencies: tuple[str, ...]) 
 
 
 def _parse_provider(tables: _Table, name: str) -> ProviderSettings:
-    if name not in PROVIDERS:
-        raise ConfigError(f"providers.{name}: unknown provider (known: {', '.join(PROVIDERS)})")
     cls = PROVIDERS[name]
     table = _Table(tables.take(name, dict, {}), f"providers.{name}")
     base_url = table.take("base_url", str, "").strip() or None

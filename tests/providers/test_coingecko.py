@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tests.conftest import fixture_bytes, fixture_json
+from ticker.config import ProviderSettings, default_settings
+from ticker.exceptions import ProviderError
+from ticker.models import Coin
+from ticker.providers.coingecko import CoinGecko
+
+BASE = "https://api.coingecko.com/api/v3"
+PRICE_URL = f"{BASE}/simple/price"
+MARKETS_URL = f"{BASE}/coins/markets"
+COINS = default_settings().market.coins
+
+
+def coin(symbol: str, cg_id: str) -> Coin:
+    return Coin(symbol, symbol.title(), {"coingecko": cg_id})
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def provider(client: httpx.AsyncClient, **settings) -> CoinGecko:
+    return CoinGecko(client, ProviderSettings(**({"plan": "demo"} | settings)))
+
+
+def mock_markets(respx_mock, body=None):
+    return respx_mock.get(MARKETS_URL).respond(200, json=body if body is not None else [])
+
+
+async def test_one_batched_request_for_every_coin_and_currency(respx_mock, client):
+    markets = mock_markets(respx_mock, fixture_json("coingecko_coins_markets_fixture.json"))
+    route = respx_mock.get(PRICE_URL).respond(
+        200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
+    )
+    quotes = await provider(client).fetch(COINS, ["usd", "eur"])
+    assert route.call_count == 1 and markets.call_count == 1
+    params = route.calls.last.request.url.params
+    assert params["ids"] == "bitcoin,ethereum,neo,waves,monero,nano,ark,pirate-chain,dogecoin,litecoin,cardano"
+    assert params["vs_currencies"] == "usd,eur"
+    assert params["include_24hr_change"] == "true" and params["include_last_updated_at"] == "true"
+    assert params["precision"] == "full"
+    assert len(quotes) == 22
+    btc = next(q for q in quotes if q.symbol == "BTC" and q.currency == "usd")
+    assert btc.price == 90917.04 and btc.change_24h_pct == 1.64 and btc.source == "coingecko"
+    assert btc.updated_at == datetime(2026, 11, 27, 18, 19, 31, tzinfo=UTC)
+    assert btc.icon_url == "https://assets.coingecko.com/coins/images/1/large/bitcoin.png?1547033579"
+    arrr = next(q for q in quotes if q.symbol == "ARRR" and q.currency == "eur")
+    assert arrr.price == 0.13068 and arrr.icon_url is None
+
+
+async def test_official_doc_example_parses_unrounded(respx_mock, client):
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    [btc] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert btc.price == 67187.3358936566
+    assert btc.change_24h_pct == 3.63727894677354
+    assert btc.updated_at == datetime.fromtimestamp(1711356300, UTC)
+
+
+async def test_sub_cent_price_keeps_its_digits_and_missing_time_is_left_to_the_poller(respx_mock, client):
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, content=fixture_bytes("coingecko_simple_price_24h_change.json"))
+    [q] = await provider(client).fetch([coin("UNQ", "unique-network")], ["usd"])
+    assert q.price == 0.00480102 and q.change_24h_pct == 1.9281110755066968
+    assert q.updated_at is None
+
+
+async def test_captured_multi_coin_response_without_change(respx_mock, client):
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, content=fixture_bytes("coingecko_simple_price_multi.json"))
+    coins = [coin("BTC", "bitcoin"), coin("XMR", "monero"), coin("PEG", "pegnet")]
+    quotes = {q.symbol: q for q in await provider(client).fetch(coins, ["usd"])}
+    assert quotes["PEG"].price == 0.0016529 and quotes["XMR"].price == 57.61
+    assert quotes["BTC"].change_24h_pct is None  # not requested in that capture: unknown, never 0
+
+
+async def test_a_missing_coin_is_left_out_not_zero(respx_mock, client):
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    quotes = await provider(client).fetch([coin("BTC", "bitcoin"), coin("XYZ", "no-such-coin")], ["usd"])
+    assert [q.symbol for q in quotes] == ["BTC"]
+
+
+async def test_empty_object_means_no_quotes(respx_mock, client):
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, json={})
+    assert await provider(client).fetch([coin("XYZ", "no-such-coin")], ["usd"]) == []
+
+
+async def test_wrong_types_are_dropped_for_that_coin_only(respx_mock, client, caplog):
+    mock_markets(respx_mock)
+    body = {
+        "bitcoin": {"usd": "90917.04", "usd_24h_change": 1.0},
+        "ethereum": {"usd": 3000.5, "usd_24h_change": "bad"},
+        "monero": ["not", "an", "object"],
+        "litecoin": {"usd": None},
+    }
+    respx_mock.get(PRICE_URL).respond(200, json=body)
+    coins = [coin("BTC", "bitcoin"), coin("ETH", "ethereum"), coin("XMR", "monero"), coin("LTC", "litecoin")]
+    with caplog.at_level(logging.WARNING):
+        quotes = await provider(client).fetch(coins, ["usd"])
+    assert [(q.symbol, q.price, q.change_24h_pct) for q in quotes] == [("ETH", 3000.5, None)]
+    assert "BTC/usd: ignoring non-numeric price" in caplog.text
+    assert "XMR: ignoring malformed entry" in caplog.text
+
+
+PROVIDER_FAILURES = [
+    pytest.param(
+        httpx.Response(
+            429,
+            headers={"retry-after": "119", "server": "cloudflare"},
+            content=fixture_bytes("coingecko_error_429.json"),
+        ),
+        "HTTP 429: You've exceeded the Rate Limit",
+        429,
+        119.0,
+        id="429-retry-after",
+    ),
+    pytest.param(
+        httpx.Response(
+            429, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
+        ),
+        "HTTP 429 (HTML page)",
+        429,
+        None,
+        id="429-cloudflare-html",
+    ),
+    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
+    pytest.param(
+        httpx.Response(503, headers={"Retry-After": "Fri, 27 Nov 2099 18:25:00 GMT"}),
+        "HTTP 503",
+        503,
+        7 * 86400.0,
+        id="503-http-date",
+    ),
+    pytest.param(
+        httpx.Response(
+            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
+        ),
+        "HTTP 200 with an HTML page instead of JSON",
+        200,
+        None,
+        id="html-200",
+    ),
+    pytest.param(
+        httpx.Response(200, content=fixture_bytes("coingecko_simple_price.json")[:60]),
+        "HTTP 200 with invalid JSON",
+        200,
+        None,
+        id="truncated-json",
+    ),
+    pytest.param(
+        httpx.Response(200, json=[1, 2]), "unexpected /simple/price response (list)", None, None, id="wrong-shape"
+    ),
+    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
+    pytest.param(
+        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
+    ),
+]
+
+
+@pytest.mark.parametrize(("outcome", "message", "status", "retry_after"), PROVIDER_FAILURES)
+async def test_every_failure_is_one_provider_error(respx_mock, client, outcome, message, status, retry_after):
+    mock_markets(respx_mock)
+    route = respx_mock.get(PRICE_URL)
+    if isinstance(outcome, Exception):
+        route.mock(side_effect=outcome)
+    else:
+        route.mock(return_value=outcome)
+    with pytest.raises(ProviderError) as caught:
+        await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+    err = caught.value
+    assert err.provider == "coingecko" and message in err.message
+    assert err.status == status
+    assert err.retry_after == retry_after if retry_after is None else math.isclose(err.retry_after, retry_after)
+
+
+async def test_api_key_goes_in_the_plan_header_never_the_url(respx_mock, client, monkeypatch):
+    monkeypatch.setenv("CG_KEY", "cg-secret")
+    mock_markets(respx_mock)
+    route = respx_mock.get(PRICE_URL).respond(200, json={})
+    await provider(client, api_key_env="CG_KEY").fetch([coin("BTC", "bitcoin")], ["usd"])
+    request = route.calls.last.request
+    assert request.headers["x-cg-demo-api-key"] == "cg-secret"
+    assert "cg-secret" not in str(request.url)
+
+
+async def test_pro_plan_uses_the_pro_host_and_header(respx_mock, client, monkeypatch):
+    monkeypatch.setenv("CG_KEY", "pro-secret")
+    respx_mock.get("https://pro-api.coingecko.com/api/v3/coins/markets").respond(200, json=[])
+    route = respx_mock.get("https://pro-api.coingecko.com/api/v3/simple/price").respond(200, json={})
+    await provider(client, plan="pro", api_key_env="CG_KEY").fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert route.calls.last.request.headers["x-cg-pro-api-key"] == "pro-secret"
+
+
+async def test_base_url_override_for_mirrors_and_tests(respx_mock, client):
+    respx_mock.get("http://127.0.0.1:9/cg/coins/markets").respond(200, json=[])
+    route = respx_mock.get("http://127.0.0.1:9/cg/simple/price").respond(200, json={})
+    await provider(client, base_url="http://127.0.0.1:9/cg/").fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert route.called
+
+
+async def test_icons_are_fetched_once_a_day_and_their_failure_costs_no_prices(respx_mock, client):
+    now = [1000.0]
+    markets = respx_mock.get(MARKETS_URL).mock(
+        side_effect=[httpx.Response(500), httpx.Response(200, json=fixture_json("coingecko_coins_markets.json"))]
+    )
+    prices = respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    cg = CoinGecko(client, ProviderSettings(plan="demo"), monotonic=lambda: now[0])
+    [first] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert first.price == 67187.3358936566 and first.icon_url is None
+    now[0] += 600
+    await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert markets.call_count == 1  # retried after an hour, not every round
+    now[0] += 3600
+    [third] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert markets.call_count == 2 and prices.call_count == 3
+    assert third.icon_url == "https://assets.coingecko.com/coins/images/1/large/bitcoin.png?1696501400"
+    now[0] += 3600
+    await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert markets.call_count == 2
+
+
+async def test_more_ids_than_one_request_takes_are_split_into_batches(respx_mock, client):
+    mock_markets(respx_mock)
+    route = respx_mock.get(PRICE_URL).respond(200, json={})
+    coins = [coin(f"C{i}", f"coin-{i}") for i in range(1001)]
+    await provider(client).fetch(coins, ["usd"])
+    assert route.call_count == 3  # ceil(1001 / 500)
+
+
+async def test_candidates_for_resolve(respx_mock, client):
+    route = respx_mock.get(MARKETS_URL).respond(200, json=fixture_json("coingecko_coins_markets_fixture.json")[:2])
+    found = await provider(client).candidates("ETH")
+    assert route.calls.last.request.url.params["symbols"] == "eth"
+    assert route.calls.last.request.url.params["include_tokens"] == "all"
+    assert [c.id for c in found] == ["bitcoin", "ethereum"]
+    assert found[0].market_cap == 569778313238 and found[0].rank == 1
+
+
+async def test_hostile_icon_urls_are_not_used(respx_mock, client):
+    rows = [{"id": "bitcoin", "image": "javascript:alert(1)"}]
+    respx_mock.get(MARKETS_URL).respond(200, json=rows)
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    [q] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert q.icon_url is None

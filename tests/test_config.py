@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import settings_from
+from ticker.config import default_settings, load_settings
+from ticker.exceptions import ConfigError
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_builtin_default_matches_the_contract(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    settings = default_settings()
+    symbols = [coin.symbol for coin in settings.market.coins]
+    assert symbols == ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA"]
+    assert settings.market.currencies == ("usd",)
+    assert settings.poller.providers == ("coingecko",)
+    assert settings.cache.url == "memory://"
+    assert settings.cache.snapshot_path == tmp_path / "ticker" / "snapshot.json"
+    assert settings.coins_by_symbol["ARRR"].ids["coingecko"] == "pirate-chain"
+    assert settings.coins_by_symbol["XNO"].ids["coingecko"] == "nano"
+
+
+def test_example_config_documents_the_defaults(monkeypatch, tmp_path):
+    """config.example.toml sets every key to its default, so loading it equals loading nothing."""
+    example = load_settings(ROOT / "config.example.toml")
+    default = settings_from(tmp_path, "")
+    assert example.market == default.market
+    assert example.poller == default.poller
+    assert example.server == default.server
+    assert example.widget == default.widget
+    assert example.cache.url == default.cache.url and example.cache.namespace == default.cache.namespace
+    assert example.cache.snapshot_path == ROOT / "ticker-snapshot.json"
+    assert example.provider("coingecko") == default.provider("coingecko")
+
+
+def test_contract_example_block_loads(tmp_path):
+    (tmp_path / "site.css").write_text(".tk{}")
+    settings = settings_from(
+        tmp_path,
+        """
+[market]
+coins = ["BTC", "eth", "XMR",
+         { symbol = "ARRR", ids = { coingecko = "pirate-chain" } },
+         { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]
+currencies = ["usd", "eur"]
+
+[poller]
+interval_seconds = 60
+timeout_seconds = 10
+providers = ["coingecko"]
+stale_after_seconds = 300
+max_stale_seconds = 86400
+
+[providers.coingecko]
+base_url = "https://api.coingecko.com/api/v3"
+api_key_env = "COINGECKO_API_KEY"
+plan = "demo"
+requests_per_minute = 10
+
+[cache]
+url = "memory://"
+namespace = "ticker"
+snapshot_path = "state/ticker-snapshot.json"
+
+[server]
+host = "127.0.0.1"
+port = 8000
+frame_ancestors = ["*"]
+cors_origins = ["*"]
+log_format = "text"
+
+[widget]
+title = "Latest Market Prices"
+locale = "de-DE"
+theme = "auto"
+layout = "list"
+transparent = false
+css_file = "site.css"
+""",
+    )
+    assert [c.symbol for c in settings.market.coins] == ["BTC", "ETH", "XMR", "ARRR", "OPENVC"]
+    openvc = settings.market.coins[-1]
+    assert openvc.is_static and openvc.prices == {"usd": 0.0042} and openvc.name == "OpenVoiceCoin"
+    assert settings.market.default_currency == "usd"
+    assert settings.provider("coingecko").requests_per_minute == 10
+    assert settings.cache.snapshot_path == tmp_path / "state" / "ticker-snapshot.json"
+    assert settings.widget.css_file == tmp_path / "site.css"
+    assert settings.widget.locale == "de_DE"
+
+
+def test_nano_is_an_alias_of_xno(tmp_path):
+    settings = settings_from(tmp_path, '[market]\ncoins = ["nano", "btc"]')
+    assert [c.symbol for c in settings.market.coins] == ["XNO", "BTC"]
+
+
+def test_ids_override_the_table_and_unknown_coins_need_ids(tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncoins = [{ symbol = "ETH", ids = { coingecko = "ethereum-wormhole" } },'
+        ' { symbol = "FOO", name = "Foo Coin", ids = { coingecko = "foo-coin" } }]',
+    )
+    eth, foo = settings.market.coins
+    assert eth.ids["coingecko"] == "ethereum-wormhole" and eth.name == "Ethereum"
+    assert foo.ids == {"coingecko": "foo-coin"} and foo.name == "Foo Coin"
+
+
+def test_static_prices_per_currency(tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncurrencies = ["usd", "EUR"]\ncoins = [{ symbol = "SITE", prices = { usd = 1.5, eur = 1.25 } }]',
+    )
+    assert settings.market.currencies == ("usd", "eur")
+    assert settings.market.coins[0].prices == {"usd": 1.5, "eur": 1.25}
+
+
+BAD_CONFIGS = [
+    ("[poller]\ninterval_seconds = 0.5", "poller.interval_seconds: expected a number at least 1, got 0.5"),
+    ('[poller]\ninterval_seconds = "60"', "poller.interval_seconds: expected a number, got '60'"),
+    ("[poller]\ninterval_seconds = true", "poller.interval_seconds: expected a number, got true"),
+    ("[poller]\nintervall_seconds = 60", "poller.intervall_seconds: unknown key"),
+    ("[pollers]\ninterval_seconds = 60", "pollers: unknown key"),
+    ('[poller]\nproviders = ["coingecko", "bitstamp"]', "poller.providers[1]: unknown provider 'bitstamp'"),
+    ('[poller]\nproviders = ["coingecko", "coingecko"]', "poller.providers[1]: duplicate provider"),
+    ("[poller]\nproviders = []", "poller.providers: expected at least one provider"),
+    ("[poller]\nstale_after_seconds = 600\nmax_stale_seconds = 60", "poller.max_stale_seconds: must be at least"),
+    ('[market]\ncoins = ["BTC", "ETH", "BTC"]', "market.coins[2]: duplicate coin BTC (already market.coins[0])"),
+    ('[market]\ncoins = ["XNO", "NANO"]', "market.coins[1]: duplicate coin XNO"),
+    ('[market]\ncoins = ["BTC", "ETH", "NOSUCHCOIN"]', "market.coins[2]: unknown symbol 'NOSUCHCOIN'"),
+    ('[market]\ncoins = ["BTC", 5]', "market.coins[1]: expected a table, got 5"),
+    ('[market]\ncoins = [{ symbol = "BTC", colour = "red" }]', "market.coins[0].colour: unknown key"),
+    ('[market]\ncoins = [{ symbol = "X", price = -1 }]', "market.coins[0].price: expected a number greater than 0"),
+    (
+        '[market]\ncoins = [{ symbol = "X", prices = { gbp = 1 } }]',
+        "market.coins[0].prices.gbp: not a configured currency",
+    ),
+    (
+        '[market]\ncoins = [{ symbol = "BTC", ids = { bitstamp = "btc" } }]',
+        "market.coins[0].ids.bitstamp: unknown provider",
+    ),
+    ('[market]\ncoins = [{ symbol = "<b>" }]', "market.coins[0].symbol: expected a ticker symbol"),
+    ("[market]\ncoins = []", "market.coins: expected at least one coin"),
+    ('[market]\ncurrencies = ["usd", "xyz"]', "market.currencies[1]: unknown currency 'xyz'"),
+    ('[market]\ncurrencies = ["usd", "USD"]', "market.currencies[1]: duplicate currency 'usd'"),
+    ('[providers.coingecko]\nplan = "gold"', "providers.coingecko.plan: expected one of demo, pro, got 'gold'"),
+    (
+        '[providers.coingecko]\nbase_url = "ftp://x"',
+        "providers.coingecko.base_url: expected an http:// or https:// URL",
+    ),
+    ("[providers.bitstamp]\nbase_url = 'https://x'", "providers.bitstamp: unknown provider"),
+    ('[cache]\nurl = "memcached://x"', "cache.url: expected memory:// or redis://"),
+    ("[server]\nport = 70000", "server.port: expected 1 to 65535, got 70000"),
+    ('[server]\nlog_format = "xml"', "server.log_format: expected one of text, json, got 'xml'"),
+    ('[widget]\ntheme = "pink"', "widget.theme: expected one of light, dark, auto, got 'pink'"),
+    ('[widget]\nlocale = "xx_YY"', "widget.locale: unknown locale 'xx_YY'"),
+    ('[widget]\ncss_file = "missing.css"', "widget.css_file: no such file"),
+    ("market = 3", "market: expected a table, got 3"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS, ids=[m.split(":")[0] for _, m in BAD_CONFIGS])
+def test_bad_config_names_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, text)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_symbol_points_to_resolve(tmp_path):
+    with pytest.raises(ConfigError, match=r"ticker resolve NOSUCHCOIN"):
+        settings_from(tmp_path, '[market]\ncoins = ["NOSUCHCOIN"]')
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("[market\ncoins = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(tmp_path / "bad.toml")
+
+
+def test_api_key_comes_from_the_named_environment_variable(tmp_path, monkeypatch):
+    settings = settings_from(tmp_path, '[providers.coingecko]\napi_key_env = "MY_CG_KEY"')
+    assert settings.provider("coingecko").api_key() is None
+    monkeypatch.setenv("MY_CG_KEY", "secret-123")
+    assert settings.provider("coingecko").api_key() == "secret-123"

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import NOW, quote, settings_from, snapshot_of
+from ticker.models import ProviderStatus, Snapshot
+
+CONFIG = """
+[market]
+coins = ["BTC", "ETH", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }, "XNO"]
+currencies = ["usd", "eur"]
+[poller]
+stale_after_seconds = 300
+max_stale_seconds = 86400
+"""
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_from(tmp_path, CONFIG)
+
+
+def full_snapshot() -> Snapshot:
+    snap = snapshot_of(
+        quote("BTC", 90917.04, change=1.64, age=29),
+        quote("BTC", 84123.55, currency="eur", change=1.7, age=29),
+        quote("ETH", 3021.5512, change=-2.3127, age=400),  # stale
+        quote("ARRR", 0.00001234, change=12.5, age=90000),  # older than max_stale
+    )
+    return Snapshot(NOW, snap.quotes, {"coingecko": ProviderStatus("ok", NOW)})
+
+
+async def test_prices_json_follows_the_contract(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    response = await client.get("/api/v1/prices")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["currency"] == "usd" and body["generated_at"] == "2026-11-27T18:20:00Z" and body["stale"] is True
+    assert [c["symbol"] for c in body["coins"]] == ["BTC", "ETH", "ARRR", "OPENVC", "XNO"]
+    btc, eth, arrr, openvc, xno = body["coins"]
+    assert {k: btc[k] for k in ("symbol", "name", "price", "change_24h_pct", "updated_at", "source", "stale")} == {
+        "symbol": "BTC",
+        "name": "Bitcoin",
+        "price": 90917.04,
+        "change_24h_pct": 1.64,
+        "updated_at": "2026-11-27T18:19:31Z",
+        "source": "coingecko",
+        "stale": False,
+    }
+    assert eth["price"] == 3021.5512 and eth["stale"] is True
+    assert arrr["price"] is None and arrr["change_24h_pct"] is None and arrr["stale"] is True
+    assert arrr["updated_at"] == "2026-11-26T17:20:00Z"  # still says when it was last known
+    assert openvc == openvc | {"price": 0.0042, "source": "static", "stale": False, "change_24h_pct": None}
+    assert xno == xno | {"price": None, "change_24h_pct": None, "updated_at": None, "stale": True, "source": None}
+
+
+async def test_before_the_first_poll_every_coin_is_null_never_zero(make_client, settings):
+    client = await make_client(settings)
+    body = (await client.get("/api/v1/prices")).json()
+    assert body["generated_at"] is None and body["stale"] is True
+    live = [c for c in body["coins"] if c["symbol"] != "OPENVC"]
+    assert all(c["price"] is None and c["stale"] for c in live)
+    assert (await client.get("/readyz")).status_code == 503
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_query_selects_orders_and_dedupes(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    body = (
+        await client.get("/api/v1/prices", params={"coins": "eth, btc,Nano,ETH", "currency": "EUR", "x": "1"})
+    ).json()
+    assert [c["symbol"] for c in body["coins"]] == ["ETH", "BTC", "XNO"]
+    assert body["currency"] == "eur" and body["coins"][1]["price"] == 84123.55
+
+
+async def test_static_coin_in_another_currency_is_unavailable_not_stale(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    body = (await client.get("/api/v1/prices?coins=OPENVC&currency=eur")).json()
+    assert body["coins"][0] | {} == body["coins"][0] and body["coins"][0]["price"] is None
+    assert body["coins"][0]["stale"] is False and body["stale"] is False
+
+
+BAD_API_QUERIES = [
+    ("/api/v1/prices?coins=DOGE", "coins: unknown coin 'DOGE'; allowed: BTC, ETH, ARRR, OPENVC, XNO"),
+    ("/api/v1/prices?coins=", "coins: empty; allowed: BTC, ETH, ARRR, OPENVC, XNO"),
+    ("/api/v1/prices?coins=,,", "coins: empty"),
+    ("/api/v1/prices?currency=gbp", "currency: unknown currency 'gbp'; allowed: usd, eur"),
+    ("/api/v1/prices?coins=" + "A" * 2000, "coins: too long"),
+    ("/api/v1/prices?coins=%3Cscript%3Ealert(1)%3C/script%3E", "coins: unknown coin '<script>alert(1)</script…'"),
+    ("/api/v1/prices/BTC?currency=xyz", "currency: unknown currency 'xyz'; allowed: usd, eur"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_API_QUERIES)
+async def test_bad_api_queries_get_400_saying_what_is_allowed(make_client, settings, url, message):
+    client = await make_client(settings, full_snapshot())
+    response = await client.get(url)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"].startswith(message)
+
+
+async def test_one_coin(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    body = (await client.get("/api/v1/prices/btc?currency=eur")).json()
+    assert body["symbol"] == "BTC" and body["price"] == 84123.55 and body["currency"] == "eur"
+    assert (await client.get("/api/v1/prices/nano")).json()["symbol"] == "XNO"
+    missing = await client.get("/api/v1/prices/DOGE")
+    assert missing.status_code == 404 and "unknown coin 'DOGE'" in missing.json()["error"]
+
+
+async def test_readyz_reports_age_stale_and_providers(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "ready": True,
+        "stale": True,
+        "age_seconds": 29.0,
+        "providers": {"coingecko": {"state": "ok", "last_success": "2026-11-27T18:20:00Z"}},
+    }
+
+
+async def test_readyz_stays_up_while_stale_and_fails_past_max_stale(make_client, settings):
+    old = snapshot_of(quote("BTC", 1.0, age=3600))
+    response = await (await make_client(settings, old)).get("/readyz")
+    assert response.status_code == 200 and response.json()["stale"] is True
+    ancient = snapshot_of(quote("BTC", 1.0, age=86401))
+    response = await (await make_client(settings, ancient)).get("/readyz")
+    assert response.status_code == 503 and response.json()["ready"] is False
+
+
+async def test_cors_is_public_read_only_without_credentials(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    response = await client.get("/api/v1/prices", headers={"origin": "https://blog.example"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
