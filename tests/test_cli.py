@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import fixture_json
+from ticker.cli import main
+
+CG = "https://api.coingecko.com/api/v3"
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[market]\ncoins = ["BTC", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]\n'
+        '[cache]\nsnapshot_path = ""\n'
+    )
+    return path
+
+
+def test_check_config_prints_how_each_coin_resolved(config, capsys):
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"{config}: OK" in out
+    assert "BTC     Bitcoin        bitcoin" in out
+    assert "ARRR    Pirate Chain   pirate-chain" in out
+    assert "OPENVC  OpenVoiceCoin  static: 0.0042 usd" in out
+
+
+def test_bad_config_is_one_line_on_stderr_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("[poller]\ninterval_seconds = -5\n")
+    assert main(["check-config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("ticker: config error: poller.interval_seconds: expected a number at least 1, got -5.0\n")
+
+
+def test_serve_refuses_several_workers_without_a_shared_cache(config, capsys):
+    assert main(["serve", "--config", str(config), "--workers", "2"]) == 2
+    assert "several workers need a shared cache" in capsys.readouterr().err
+
+
+def test_config_comes_from_ticker_config_when_no_flag(config, monkeypatch, capsys):
+    monkeypatch.setenv("TICKER_CONFIG", str(config.parent / "missing.toml"))
+    assert main(["fetch"]) == 2
+    assert "missing.toml: cannot read config file" in capsys.readouterr().err
+
+
+def test_fetch_prints_what_each_provider_returned(config, respx_mock, capsys):
+    respx_mock.get(f"{CG}/coins/markets").respond(200, json=[])
+    respx_mock.get(f"{CG}/simple/price").respond(
+        200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
+    )
+    assert main(["fetch", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "coingecko: 2 prices" in out
+    assert "BTC   usd       $90,917.04  +1.64%" in out
+    assert "ARRR  usd       $0.1412     +12.50%" in out
+    assert "2026-11-27T18:19:31Z  coingecko" in out
+
+
+def test_fetch_exits_1_when_no_provider_answered(config, respx_mock, capsys):
+    respx_mock.get(f"{CG}/coins/markets").respond(429, headers={"retry-after": "60"})
+    respx_mock.get(f"{CG}/simple/price").respond(429, json=fixture_json("coingecko_error_429.json"))
+    assert main(["fetch", "--config", str(config)]) == 1
+    assert "coingecko: failed: HTTP 429: You've exceeded the Rate Limit" in capsys.readouterr().out
+
+
+def test_resolve_lists_candidates_and_a_config_line(config, respx_mock, capsys):
+    rows = fixture_json("coingecko_coins_markets_fixture.json")
+    eth = [
+        dict(rows[1]),
+        dict(rows[1], id="ethereum-wormhole", name="Ethereum (Wormhole)", market_cap=1000, market_cap_rank=900),
+    ]
+    route = respx_mock.get(f"{CG}/coins/markets").respond(200, json=eth)
+    assert main(["resolve", "eth", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert route.calls.last.request.url.params["symbols"] == "eth"
+    assert out.index("ethereum ") < out.index("ethereum-wormhole")
+    assert 'config: { symbol = "ETH", ids = { coingecko = "ethereum" } }' in out

@@ -1,0 +1,157 @@
+"""End to end: the real `ticker serve` process on a loopback port against a local fake CoinGecko."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fake_upstream import FakeCoinGecko
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A running `ticker serve`; stopped with SIGTERM at the end."""
+
+    def __init__(self, config: Path, port: int, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.url, timeout=5)
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        self.log = config.parent / f"serve-{port}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ticker", "serve", "--config", str(config), "--port", str(port), *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ticker serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready after {timeout} s: {self.log.read_text()}")
+
+    def get(self, path: str) -> httpx.Response:
+        return self.client.get(path)
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeCoinGecko]:
+    with FakeCoinGecko() as fake:
+        fake.prices = {
+            "bitcoin": {"usd": 90917.04, "usd_24h_change": 1.64, "eur": 84123.55, "eur_24h_change": 1.7},
+            "ethereum": {"usd": 3021.5512, "usd_24h_change": -2.3127, "eur": 2795.8, "eur_24h_change": -2.2},
+            "pirate-chain": {"usd": 0.00001234, "usd_24h_change": 12.5, "eur": 0.0000114, "eur_24h_change": 12.4},
+        }
+        yield fake
+
+
+def write_config(tmp_path: Path, upstream: FakeCoinGecko, interval: float) -> Path:
+    config = tmp_path / "ticker.toml"
+    config.write_text(f"""
+[market]
+coins = ["BTC", "ETH", "ARRR", {{ symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }}]
+currencies = ["usd", "eur"]
+[poller]
+interval_seconds = {interval}
+timeout_seconds = 2
+[providers.coingecko]
+base_url = "{upstream.base_url}"
+[cache]
+snapshot_path = "state/snapshot.json"
+""")
+    return config
+
+
+def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):
+    service = Service(write_config(tmp_path, upstream, interval=1), free_port())
+    try:
+        service.wait_ready()
+        body = service.get("/api/v1/prices").json()
+        assert [c["symbol"] for c in body["coins"]] == ["BTC", "ETH", "ARRR", "OPENVC"]
+        assert [c["price"] for c in body["coins"]] == [90917.04, 3021.5512, 0.00001234, 0.0042]
+        assert [c["source"] for c in body["coins"]] == ["coingecko", "coingecko", "coingecko", "static"]
+        assert body["stale"] is False
+        assert service.get("/api/v1/prices/btc?currency=eur").json()["price"] == 84123.55
+        widget = service.get("/widget").text
+        assert "$90,917.04" in widget and "$0.00001234" in widget and "▲ 1.64%" in widget
+
+        upstream.prices["bitcoin"]["usd"] = 91000.5
+        changed_at = time.monotonic()
+        while service.get("/api/v1/prices/BTC").json()["price"] != 91000.5:
+            assert time.monotonic() - changed_at < 2.5, "new price not served within two intervals"
+            time.sleep(0.05)
+
+        before, started = upstream.count(), time.monotonic()
+        for i in range(1000):
+            path = ("/api/v1/prices?coins=ETH,BTC", "/widget?currency=eur", "/api/v1/prices/ARRR")[i % 3]
+            assert service.get(path).status_code == 200
+        rounds = time.monotonic() - started
+        visitors_cost = upstream.count() - before
+        assert visitors_cost <= rounds / 1 + 1  # only the poller's own rounds, never one per visitor
+    finally:
+        elapsed = service.stop()
+    assert elapsed < 2.0
+    assert service.proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+    log = service.log.read_text()
+    assert "Application shutdown complete" in log and "Traceback" not in log
+    assert (tmp_path / "state" / "snapshot.json").exists()
+
+
+def test_restart_in_an_outage_serves_the_last_prices_at_once(tmp_path, upstream):
+    config = write_config(tmp_path, upstream, interval=1)
+    first = Service(config, free_port())
+    try:
+        first.wait_ready()
+        before = first.get("/api/v1/prices").json()
+    finally:
+        first.stop()
+    upstream.fail_with(429, b'{"status":{"error_code":429,"error_message":"rate limited"}}', {"retry-after": "60"})
+    second = Service(config, free_port())
+    try:
+        second.wait_ready()
+        after = second.get("/api/v1/prices").json()
+        assert [c["price"] for c in after["coins"]] == [c["price"] for c in before["coins"]]
+        assert [c["updated_at"] for c in after["coins"]] == [c["updated_at"] for c in before["coins"]]
+    finally:
+        second.stop()
+    assert "provider coingecko failing: HTTP 429: rate limited" in second.log.read_text()
+
+
+def test_a_bad_config_stops_serve_with_one_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[market]\ncoins = ["BTC", "NOSUCHCOIN"]\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "ticker", "serve", "--config", str(config)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("ticker: config error: market.coins[1]: unknown symbol 'NOSUCHCOIN'")
