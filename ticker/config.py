@@ -54,7 +54,8 @@ class ProviderSettings:
     base_url: str | None = None  # None: the provider's default for its plan
     api_key_env: str | None = None
     plan: str | None = None
-    requests_per_minute: float | None = None  # None: the provider's published free limit
+    requests_per_minute: float | None = None  # None: the provider's published limit for its plan
+    requests_per_month: float | None = None  # None: the provider's published monthly cap, if any
 
     def api_key(self) -> str | None:
         """Keys live only in the environment, read when a client is built."""
@@ -307,9 +308,10 @@ def _parse_provider(tables: _Table, name: str) -> ProviderSettings:
         raise ConfigError(f"providers.{name}.base_url: expected an http:// or https:// URL, got {_describe(base_url)}")
     api_key_env = table.take("api_key_env", str, "").strip() or None
     plan = table.take_choice("plan", cls.PLANS, cls.PLANS[0]) if cls.PLANS else None
-    rpm = table.take_number("requests_per_minute", cls.REQUESTS_PER_MINUTE, minimum=0.0, exclusive=True)
+    per_minute = table.take_number("requests_per_minute", 0.0, minimum=0.0) or None
+    per_month = table.take_number("requests_per_month", 0.0, minimum=0.0) or None
     table.finish()
-    return ProviderSettings(base_url, api_key_env, plan, rpm)
+    return ProviderSettings(base_url, api_key_env, plan, per_minute, per_month)
 
 
 def _parse_poller(table: _Table) -> PollerSettings:

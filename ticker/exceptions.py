@@ -23,17 +23,25 @@ class ProviderError(TickerError):
     """An upstream failure, translated at the provider boundary.
 
     `retry_after` carries the provider's own back-off request (seconds), when
-    it sent one, so the poller can honour it.
+    it sent one, so the poller can honour it. `over_budget` means no request
+    was sent at all: our own request budget was spent, upstream is not at fault.
     """
 
     def __init__(
-        self, provider: str, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        over_budget: bool = False,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.over_budget = over_budget
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.message}"

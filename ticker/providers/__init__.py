@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
+from ticker.budget import RequestBudget
 from ticker.models import Coin, Quote
 from ticker.providers.coingecko import CoinGecko
 
@@ -37,9 +38,15 @@ class Provider(Protocol):
 class ProviderClass(Protocol):
     KEYLESS: bool  # usable with no API key: eligible as a default provider
     PLANS: tuple[str, ...]  # allowed `plan` values, the first is the default
-    REQUESTS_PER_MINUTE: float  # the published free limit, the default budget
 
-    def __call__(self, client: httpx.AsyncClient, settings: ProviderSettings) -> Provider: ...
+    @staticmethod
+    def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
+        """The published (requests per minute, requests per month) for these settings' plan and key."""
+        ...
+
+    def __call__(
+        self, client: httpx.AsyncClient, settings: ProviderSettings, *, budget: RequestBudget | None = None
+    ) -> Provider: ...
 
 
 PROVIDERS: dict[str, ProviderClass] = {
@@ -48,5 +55,14 @@ PROVIDERS: dict[str, ProviderClass] = {
 
 
 def build_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
-    """The configured providers in failover order, sharing one HTTP client."""
-    return [PROVIDERS[name](client, settings.provider(name)) for name in settings.poller.providers]
+    """The configured providers in failover order, sharing one HTTP client, each with its own budget."""
+    return [
+        PROVIDERS[name](client, settings.provider(name), budget=budget_for(name, settings.provider(name)))
+        for name in settings.poller.providers
+    ]
+
+
+def budget_for(name: str, settings: ProviderSettings) -> RequestBudget:
+    """The configured limits, else the provider's published ones."""
+    per_minute, per_month = PROVIDERS[name].default_limits(settings)
+    return RequestBudget(settings.requests_per_minute or per_minute, settings.requests_per_month or per_month)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # CoinPaprika's full /tickers is a few MB; anything far larger is wrong
@@ -30,8 +31,20 @@ async def get_json(
     *,
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    budget: RequestBudget | None = None,
 ) -> Any:
-    """GET `url` and return its decoded JSON, or raise ProviderError."""
+    """GET `url` and return its decoded JSON, or raise ProviderError.
+
+    With a budget, the request is charged before it is sent, and not sent at all when none is left.
+    """
+    if budget is not None and not budget.try_spend():
+        wait = budget.wait_seconds()
+        raise ProviderError(
+            provider,
+            f"request budget spent ({budget.limits}); next in {wait:.0f} s",
+            retry_after=wait,
+            over_budget=True,
+        )
     try:
         response = await client.get(url, params=params, headers=headers)
     except httpx.TimeoutException as err:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
+from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Candidate, Coin, Quote
 from ticker.providers._http import get_json, number, unix_time
@@ -36,7 +37,15 @@ class CoinGecko:
 
     KEYLESS: ClassVar[bool] = True
     PLANS: ClassVar[tuple[str, ...]] = ("demo", "pro")
-    REQUESTS_PER_MINUTE: ClassVar[float] = 5.0  # keyless: "5 to 15 calls per minute", shared per IP
+
+    @staticmethod
+    def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
+        """Published limits: keyless ~5-15/min per IP; demo key 30/min and 10,000/month; pro 500/min."""
+        if settings.plan == "pro":
+            return 500.0, None
+        if settings.api_key():
+            return 30.0, 10_000.0
+        return 5.0, None
 
     name = "coingecko"
     batch_size = 500  # documented maximum is 515 ids per /simple/price call
@@ -46,6 +55,7 @@ class CoinGecko:
         client: httpx.AsyncClient,
         settings: ProviderSettings,
         *,
+        budget: RequestBudget | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         plan = settings.plan or "demo"
@@ -55,6 +65,7 @@ class CoinGecko:
         self._headers = {"accept": "application/json"}
         if key:
             self._headers[KEY_HEADERS[plan]] = key
+        self._budget = budget
         self._monotonic = monotonic
         self._icons: dict[str, str] = {}
         self._icons_due = 0.0
@@ -83,6 +94,7 @@ class CoinGecko:
                     "precision": "full",
                 },
                 headers=self._headers,
+                budget=self._budget,
             )
             if not isinstance(body, dict):
                 raise ProviderError(self.name, f"unexpected /simple/price response ({type(body).__name__})")
@@ -145,7 +157,12 @@ class CoinGecko:
         else:
             params["ids"] = ",".join(ids)
         body = await get_json(
-            self._client, self.name, f"{self._base_url}/coins/markets", params=params, headers=self._headers
+            self._client,
+            self.name,
+            f"{self._base_url}/coins/markets",
+            params=params,
+            headers=self._headers,
+            budget=self._budget,
         )
         if not isinstance(body, list):
             raise ProviderError(self.name, f"unexpected /coins/markets response ({type(body).__name__})")
