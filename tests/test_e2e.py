@@ -85,6 +85,7 @@ interval_seconds = {interval}
 timeout_seconds = 2
 [providers.coingecko]
 base_url = "{upstream.base_url}"
+requests_per_minute = 600
 [cache]
 snapshot_path = "state/snapshot.json"
 """)

@@ -45,7 +45,10 @@ class FakeProvider:
 
 def make_poller(providers, clock: FakeClock, coins=(BTC, ETH, ARRR), store=None):
     store = store or SnapshotStore()
-    return Poller(providers, store, coins, ["usd"], interval=60, clock=clock, sleep=clock.sleep), store
+    poller = Poller(
+        providers, store, coins, ["usd"], interval=60, clock=clock, sleep=clock.sleep, random_fraction=lambda: 1.0
+    )
+    return poller, store
 
 
 async def test_a_round_stores_every_quote_stamped_with_the_fetch_time(clock):
@@ -100,9 +103,11 @@ async def test_failure_and_recovery_are_logged_once_each(clock, caplog):
     assert messages == [
         "provider alpha failing: HTTP 429",
         "no fresh price this round for ARRR, BTC, ETH",
-        "provider alpha recovered",
+        "provider alpha keeps failing (HTTP 429); probing it at most every 120 s",
+        "provider alpha recovered after 31 failed attempts",
         "fresh prices for every coin again",
     ]
+    assert len(alpha.asked) == 1 + 31 + 4  # while failing: about one probe every two intervals, not every round
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 0.0])

@@ -67,6 +67,7 @@ def create_app(
                 interval=settings.poller.interval_seconds,
                 clock=clock,
                 sleep=sleep,
+                max_jump_pct=settings.poller.max_jump_pct or None,
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(poller.run_forever)

@@ -69,6 +69,7 @@ class PollerSettings:
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     stale_after_seconds: float = 300.0
     max_stale_seconds: float = 86400.0
+    max_jump_pct: float = 50.0  # a move larger than this in one round is logged; 0 turns the check off
 
 
 @dataclass(frozen=True)
@@ -332,8 +333,9 @@ def _parse_poller(table: _Table) -> PollerSettings:
             f"poller.max_stale_seconds: must be at least poller.stale_after_seconds ({stale_after:g}), "
             f"got {max_stale:g}"
         )
+    max_jump = table.take_number("max_jump_pct", 50.0, minimum=0.0)
     table.finish()
-    return PollerSettings(interval, timeout, providers, stale_after, max_stale)
+    return PollerSettings(interval, timeout, providers, stale_after, max_stale, max_jump)
 
 
 def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:

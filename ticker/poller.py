@@ -3,14 +3,16 @@
 One round asks the providers in failover order for every coin and currency
 still missing, merges what came back over the last snapshot (so a failed
 coin keeps its last good quote and ages honestly), and puts the result in
-the store. A provider's failure is logged when it starts and when it ends,
-never once per round.
+the store. Providers that asked us to wait, or keep failing, are skipped
+(health.py); their coins come from the next provider meanwhile. State
+changes (failure, recovery, failover) are logged once, never once per round.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -18,7 +20,8 @@ from types import MappingProxyType
 import anyio
 
 from ticker.exceptions import ProviderError
-from ticker.models import Coin, ProviderStatus, Quote, Snapshot, utcnow
+from ticker.health import ProviderHealth
+from ticker.models import Coin, Quote, Snapshot, utcnow
 from ticker.providers import Provider
 from ticker.store import SnapshotStore
 
@@ -38,6 +41,8 @@ class Poller:
         interval: float,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        max_jump_pct: float | None = 50.0,
+        random_fraction: Callable[[], float] = random.random,
     ) -> None:
         self._providers = list(providers)
         self._store = store
@@ -46,6 +51,10 @@ class Poller:
         self._interval = interval
         self._clock = clock
         self._sleep = sleep
+        self._max_jump_pct = max_jump_pct
+        self._random = random_fraction
+        self._health: dict[str, ProviderHealth] = {}
+        self._sources: dict[str, str] = {}
         self._missing_logged: frozenset[str] = frozenset()
         self.rounds = 0
 
@@ -65,58 +74,84 @@ class Poller:
         previous = self._store.current
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}
         quotes = {pair: quote for pair, quote in (previous.quotes.items() if previous else ()) if pair in wanted}
-        statuses = dict(previous.providers) if previous else {}
         missing = set(wanted)
         for provider in self._providers:
+            health = self._health_of(provider.name, previous)
             coins = [
                 c
                 for c in self._coins
                 if provider.supports(c) and any((c.symbol, cur) in missing for cur in self._currencies)
             ]
-            if not coins:
+            if not coins or not health.may_ask(now):
                 continue
             currencies = [cur for cur in self._currencies if any((c.symbol, cur) in missing for c in coins)]
-            got = await self._ask(provider, coins, currencies, statuses, now)
+            try:
+                got = await provider.fetch(coins, currencies)
+            except ProviderError as err:
+                health.failed(err, now)
+                continue
+            except Exception as err:
+                if health.failures == 0:
+                    logger.exception("provider %s failed unexpectedly", provider.name)
+                health.failed(ProviderError(provider.name, f"unexpected {type(err).__name__}: {err}"), now)
+                continue
+            health.succeeded(now)
             for quote in _valid(got, missing, now):
+                self._check_jump(quotes.get((quote.symbol, quote.currency)), quote)
                 quotes[(quote.symbol, quote.currency)] = quote
                 missing.discard((quote.symbol, quote.currency))
+        self._log_sources(quotes, wanted - missing)
         self._log_missing(missing)
+        statuses = {name: health.status(now) for name, health in self._health.items()}
         snapshot = Snapshot(now, MappingProxyType(quotes), MappingProxyType(statuses))
         await self._store.put(snapshot)
         self.rounds += 1
         logger.debug(
-            "round %d: %d of %d prices fresh, %.3f s",
+            "round %d: %d of %d prices fresh (%s), %.3f s",
             self.rounds,
             len(wanted) - len(missing),
             len(wanted),
+            ", ".join(f"{name} {status.state}" for name, status in statuses.items()),
             (self._clock() - now).total_seconds(),
         )
         return snapshot
 
-    async def _ask(
-        self,
-        provider: Provider,
-        coins: list[Coin],
-        currencies: list[str],
-        statuses: dict[str, ProviderStatus],
-        now: datetime,
-    ) -> list[Quote]:
-        before = statuses.get(provider.name)
-        try:
-            got = await provider.fetch(coins, currencies)
-        except Exception as err:
-            message = str(err) if isinstance(err, ProviderError) else f"{provider.name}: unexpected {err!r}"
-            if before is None or before.state == "ok":
-                if isinstance(err, ProviderError):
-                    logger.warning("provider %s failing: %s", provider.name, err.message)
-                else:
-                    logger.exception("provider %s failed unexpectedly", provider.name)
-            statuses[provider.name] = ProviderStatus("failing", before.last_success if before else None, message)
-            return []
-        if before is not None and before.state != "ok":
-            logger.info("provider %s recovered", provider.name)
-        statuses[provider.name] = ProviderStatus("ok", now, None)
-        return got
+    def _health_of(self, name: str, previous: Snapshot | None) -> ProviderHealth:
+        if name not in self._health:
+            saved = previous.providers.get(name) if previous else None
+            self._health[name] = ProviderHealth(
+                name, interval=self._interval, random_fraction=self._random, status=saved
+            )
+        return self._health[name]
+
+    def _check_jump(self, before: Quote | None, after: Quote) -> None:
+        """Log (but keep) a price that moved more than max_jump_pct since the last good one."""
+        if before is None or self._max_jump_pct is None:
+            return
+        jump = abs(after.price - before.price) / before.price * 100
+        if jump > self._max_jump_pct:
+            logger.warning(
+                "%s/%s jumped %.0f%% in one round (%s %.8g -> %s %.8g); check the source",
+                after.symbol,
+                after.currency,
+                jump,
+                before.source,
+                before.price,
+                after.source,
+                after.price,
+            )
+
+    def _log_sources(self, quotes: dict[Pair, Quote], fresh: set[Pair]) -> None:
+        """One line when coins move to another provider (failover) or back."""
+        sources = {symbol: quotes[(symbol, cur)].source for symbol, cur in sorted(fresh)}
+        moved: dict[str, list[str]] = {}
+        for symbol, source in sources.items():
+            before = self._sources.get(symbol)
+            if before is not None and before != source:
+                moved.setdefault(f"{before} -> {source}", []).append(symbol)
+        self._sources.update(sources)
+        for change, symbols in moved.items():
+            logger.info("failover: %s now from %s", ", ".join(symbols), change)
 
     def _log_missing(self, missing: set[Pair]) -> None:
         symbols = frozenset(symbol for symbol, _ in missing)

@@ -9,6 +9,8 @@ them.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,6 +22,8 @@ from ticker.providers.coingecko import CoinGecko
 
 if TYPE_CHECKING:
     from ticker.config import ProviderSettings, Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Provider(Protocol):
@@ -56,10 +60,31 @@ PROVIDERS: dict[str, ProviderClass] = {
 
 def build_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
     """The configured providers in failover order, sharing one HTTP client, each with its own budget."""
-    return [
-        PROVIDERS[name](client, settings.provider(name), budget=budget_for(name, settings.provider(name)))
-        for name in settings.poller.providers
-    ]
+    providers = []
+    for name in settings.poller.providers:
+        budget = budget_for(name, settings.provider(name))
+        provider = PROVIDERS[name](client, settings.provider(name), budget=budget)
+        _warn_if_over_budget(provider, budget, settings)
+        providers.append(provider)
+    return providers
+
+
+def _warn_if_over_budget(provider: Provider, budget: RequestBudget, settings: Settings) -> None:
+    """Say at start when the interval asks more of a provider than its budget allows."""
+    coins = [coin for coin in settings.market.live_coins if provider.supports(coin)]
+    per_round = math.ceil(len(coins) / provider.batch_size) if coins else 0
+    needed = per_round * 60.0 / settings.poller.interval_seconds
+    if budget.per_minute is not None and needed > budget.per_minute:
+        logger.warning(
+            "%s: %d request(s) per %g s round is %.1f/min, over its budget of %g/min; "
+            "it will be asked less often (raise poller.interval_seconds or providers.%s.requests_per_minute)",
+            provider.name,
+            per_round,
+            settings.poller.interval_seconds,
+            needed,
+            budget.per_minute,
+            provider.name,
+        )
 
 
 def budget_for(name: str, settings: ProviderSettings) -> RequestBudget:

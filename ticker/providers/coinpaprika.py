@@ -1,0 +1,201 @@
+"""CoinPaprika API v1: a keyless fallback with a monthly cap.
+
+The frugal shape: `/tickers` has no id filter, so one call returns every
+coin (the top 2,500 on the free plan) and we keep the ones we know. It
+takes at most 3 quote currencies, so a round costs ceil(currencies / 3)
+calls whatever the number of coins. A single coin is asked for by id
+instead: the same number of calls, a body of 1 KB instead of a few MB, and
+no 2,500-coin cut-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote as url_quote
+
+import httpx
+
+from ticker.budget import RequestBudget
+from ticker.exceptions import ProviderError
+from ticker.models import Coin, Quote
+from ticker.providers._http import get_json, number
+
+if TYPE_CHECKING:
+    from ticker.config import ProviderSettings
+
+logger = logging.getLogger(__name__)
+
+BASE_URLS = {"free": "https://api.coinpaprika.com/v1", "pro": "https://api-pro.coinpaprika.com/v1"}
+MAX_QUOTES = 3  # documented maximum of the `quotes` parameter
+SATS_PER_BTC = 100_000_000
+# Our currency -> CoinPaprika's quote code: the documented list (API docs 1.7.9, `quotes`).
+# "sats" is derived from the BTC quote (price * 1e8; the percent change is the same).
+QUOTE_CODES: dict[str, str] = {
+    code.lower(): code
+    for code in (
+        "USD EUR BTC ETH PLN KRW GBP CAD JPY RUB TRY NZD AUD CHF UAH HKD SGD NGN PHP MXN BRL "
+        "THB CLP CNY CZK DKK HUF IDR ILS INR MYR NOK PKR SEK TWD ZAR VND BOB COP PEN ARS ISK"
+    ).split()
+} | {"sats": "BTC"}
+
+
+class CoinPaprika:
+    """Keyless on the free plan; a paid key is sent as the `Authorization` header, never in the URL."""
+
+    KEYLESS: ClassVar[bool] = True
+    PLANS: ClassVar[tuple[str, ...]] = ("free", "pro")
+
+    @staticmethod
+    def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
+        """Published limits: free 20,000 calls/month (and 10 requests/s per IP); paid plans vary by tier.
+
+        The free plan's real constraint is the monthly cap (about 666 a day, which the budget
+        spreads evenly), not the 10/s burst limit, so we allow 10 a minute: enough for one round
+        of up to 30 currencies, and a runaway loop cannot spend a day's share in a minute. Paid
+        monthly quotas depend on the tier, so set `requests_per_month` for those.
+        """
+        if settings.plan == "pro":
+            return 600.0, None
+        return 10.0, 20_000.0
+
+    name = "coinpaprika"
+    batch_size = 2_500  # /tickers has no id filter: one call covers every coin (top 2,500 on the free plan)
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: ProviderSettings,
+        *,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        plan = settings.plan or "free"
+        self._client = client
+        self._base_url = (settings.base_url or BASE_URLS[plan]).rstrip("/")
+        self._headers = {"accept": "application/json"}
+        key = settings.api_key()
+        if key:
+            self._headers["authorization"] = key
+        self._budget = budget
+        self._unknown_ids: set[str] = set()  # warned about once, not every round
+
+    def supports(self, coin: Coin) -> bool:
+        return self.name in coin.ids
+
+    async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
+        """Quotes in the currencies CoinPaprika has; the poller fails the others over to the next provider."""
+        by_id = {coin.ids[self.name]: coin for coin in coins if self.name in coin.ids}
+        wanted = [currency for currency in currencies if currency in QUOTE_CODES]
+        if not by_id or not wanted:
+            return []
+        codes = list(dict.fromkeys(QUOTE_CODES[currency] for currency in wanted))  # sats and btc share BTC
+        quotes: list[Quote] = []
+        for start in range(0, len(codes), MAX_QUOTES):
+            chunk = codes[start : start + MAX_QUOTES]
+            rows = await self._tickers(list(by_id), chunk)
+            chunk_currencies = [currency for currency in wanted if QUOTE_CODES[currency] in chunk]
+            seen: set[str] = set()
+            for row in rows:
+                coin_id = row.get("id") if isinstance(row, dict) else None
+                if not isinstance(coin_id, str) or coin_id not in by_id or coin_id in seen:
+                    continue  # one of the ~2,500 coins we were not asked for
+                seen.add(coin_id)
+                quotes.extend(self._parse_row(by_id[coin_id], row, chunk_currencies))
+        return quotes
+
+    async def _tickers(self, ids: Sequence[str], codes: Sequence[str]) -> list[Any]:
+        """The tick rows for these quote codes: every coin's, or the one coin's when only one is wanted."""
+        params = {"quotes": ",".join(codes)}
+        if len(ids) > 1:
+            body = await get_json(
+                self._client,
+                self.name,
+                f"{self._base_url}/tickers",
+                params=params,
+                headers=self._headers,
+                budget=self._budget,
+            )
+            if not isinstance(body, list):
+                raise ProviderError(self.name, f"unexpected /tickers response ({type(body).__name__})")
+            return body
+        [coin_id] = ids
+        try:
+            body = await get_json(
+                self._client,
+                self.name,
+                f"{self._base_url}/tickers/{url_quote(coin_id, safe='')}",
+                params=params,
+                headers=self._headers,
+                budget=self._budget,
+            )
+        except ProviderError as err:
+            if err.status == 404 and err.message.endswith("id not found"):
+                # An unknown id is a missing coin, as it is in /tickers, not a provider failure.
+                if coin_id not in self._unknown_ids:
+                    self._unknown_ids.add(coin_id)
+                    logger.warning("coinpaprika: unknown id %.60r (HTTP 404); check the coin's ids", coin_id)
+                return []
+            raise
+        if not isinstance(body, dict):
+            raise ProviderError(self.name, f"unexpected /tickers/{{id}} response ({type(body).__name__})")
+        return [body]
+
+    def _parse_row(self, coin: Coin, row: dict[str, Any], currencies: Sequence[str]) -> list[Quote]:
+        quotes_by_code = row.get("quotes")
+        if not isinstance(quotes_by_code, dict):
+            logger.warning(
+                "coinpaprika: %s: ignoring malformed quotes (%s)", coin.symbol, type(quotes_by_code).__name__
+            )
+            return []
+        updated_at = _updated_at(row.get("last_updated"))
+        quotes = []
+        for currency in currencies:
+            entry = quotes_by_code.get(QUOTE_CODES[currency])
+            if entry is None:
+                continue  # not returned: the next provider may have it
+            if not isinstance(entry, dict):
+                logger.warning(
+                    "coinpaprika: %s/%s: ignoring malformed quote (%s)", coin.symbol, currency, type(entry).__name__
+                )
+                continue
+            raw = entry.get("price")
+            # Missing values come as "" (documented); a numeric string is off-schema too: neither is a price.
+            price = None if isinstance(raw, str) else _number(raw)
+            if price is None:
+                logger.warning("coinpaprika: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, raw)
+                continue
+            change = entry.get("percent_change_24h")  # rolling 24 h, in percent
+            quotes.append(
+                Quote(
+                    symbol=coin.symbol,
+                    currency=currency,
+                    price=price * SATS_PER_BTC if currency == "sats" else price,
+                    change_24h_pct=None if isinstance(change, str) else _number(change),
+                    updated_at=updated_at,
+                    source=self.name,
+                )
+            )
+        return quotes
+
+
+def _number(value: Any) -> float | None:
+    """`number`, but an integer too large for a float (JSON allows 400 digits) is no number either."""
+    try:
+        return number(value)
+    except OverflowError:
+        return None
+
+
+def _updated_at(value: Any) -> datetime | None:
+    """`last_updated` (ISO 8601, `Z`) as an aware UTC time; None when absent, "" or unparsable."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
