@@ -1,8 +1,8 @@
-"""A local HTTP server that answers like CoinGecko, for end-to-end tests of the real `ticker serve`.
+"""A local HTTP server that answers like CoinGecko (under /api/v3) and CoinPaprika (under /v1).
 
-It serves `/api/v3/simple/price` and `/api/v3/coins/markets` in the documented shapes from a dict
-the test edits, counts requests per path, and can be told to fail (status, body, headers) so tests
-can switch faults on and off while the service runs.
+For end-to-end tests of the real `ticker serve`: each side serves the documented response shapes
+from a dict the test edits, counts its requests, and can be told to fail (status, body, headers)
+so tests can switch faults on and off while the service runs.
 """
 
 from __future__ import annotations
@@ -10,35 +10,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+Reply = tuple[int, bytes, dict[str, str]]
+JSON = {"content-type": "application/json"}
 
-class FakeCoinGecko:
+
+class Side:
+    """One fake provider: prices by that provider's coin id and currency ("usd"), a fault switch, a counter."""
+
     def __init__(self) -> None:
-        # coingecko id -> {currency: price, f"{currency}_24h_change": change}
-        self.prices: dict[str, dict[str, float]] = {}
-        self.updated_at: int | None = None  # None: "now" at each request
-        self.fault: tuple[int, bytes, dict[str, str]] | None = None
-        self.requests: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/v3"
-
-    def __enter__(self) -> FakeCoinGecko:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.prices: dict[str, dict[str, tuple[float, float | None]]] = {}  # id -> currency -> (price, change)
+        self.updated_at: int | None = None  # unix seconds; None: now at each request
+        self.fault: Reply | None = None
+        self.requests = 0
 
     def fail_with(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.fault = (status, body, headers or {})
@@ -46,33 +35,104 @@ class FakeCoinGecko:
     def recover(self) -> None:
         self.fault = None
 
-    def count(self, path: str = "/api/v3/simple/price") -> int:
-        with self._lock:
-            return self.requests[path]
+    def stamp(self) -> int:
+        return self.updated_at or int(time.time())
 
-    def _respond(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, dict[str, str]]:
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self.coingecko = Side()
+        self.coinpaprika = Side()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def coingecko_url(self) -> str:
+        return f"{self.origin}/api/v3"
+
+    @property
+    def coinpaprika_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    def __enter__(self) -> FakeUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _respond(self, path: str, query: dict[str, list[str]]) -> Reply:
+        side, answer = self._route(path)
+        if side is None or answer is None:
+            return 404, b'{"error":"Not Found"}', JSON
         with self._lock:
-            self.requests[path] += 1
-        if self.fault is not None:
-            return self.fault
-        ids = query.get("ids", [""])[0].split(",")
+            side.requests += 1
+        if side.fault is not None:
+            return side.fault
+        return answer(path, query)
+
+    def _route(self, path: str) -> tuple[Side | None, Callable[[str, dict[str, list[str]]], Reply] | None]:
         if path == "/api/v3/simple/price":
-            currencies = query.get("vs_currencies", ["usd"])[0].split(",")
-            stamp = self.updated_at or int(time.time())
-            body: Any = {}
-            for coin_id in ids:
-                if coin_id in self.prices:
-                    entry = {k: v for k, v in self.prices[coin_id].items() if k.split("_")[0] in currencies}
-                    body[coin_id] = entry | {"last_updated_at": stamp}
-            return 200, json.dumps(body).encode(), {"content-type": "application/json"}
+            return self.coingecko, self._cg_simple_price
         if path == "/api/v3/coins/markets":
-            rows = [
-                {"id": i, "symbol": i[:3], "name": i.title(), "image": f"https://assets.example/{i}.png"}
-                for i in ids
-                if i in self.prices
-            ]
-            return 200, json.dumps(rows).encode(), {"content-type": "application/json"}
-        return 404, b'{"error":"Not Found"}', {"content-type": "application/json"}
+            return self.coingecko, self._cg_markets
+        if path == "/v1/tickers" or path.startswith("/v1/tickers/"):
+            return self.coinpaprika, self._paprika_tickers
+        return None, None
+
+    def _cg_simple_price(self, path: str, query: dict[str, list[str]]) -> Reply:
+        side = self.coingecko
+        currencies = query.get("vs_currencies", ["usd"])[0].split(",")
+        body: dict[str, Any] = {}
+        for coin_id in query.get("ids", [""])[0].split(","):
+            if coin_id not in side.prices:
+                continue
+            entry: dict[str, Any] = {"last_updated_at": side.stamp()}
+            for currency, (price, change) in side.prices[coin_id].items():
+                if currency in currencies:
+                    entry[currency] = price
+                    entry[f"{currency}_24h_change"] = change
+            body[coin_id] = entry
+        return 200, json.dumps(body).encode(), JSON
+
+    def _cg_markets(self, path: str, query: dict[str, list[str]]) -> Reply:
+        ids = query.get("ids", [""])[0].split(",")
+        rows = [{"id": i, "symbol": i[:3], "name": i.title(), "image": f"{self.origin}/img/{i}.png"} for i in ids]
+        return 200, json.dumps([r for r in rows if r["id"] in self.coingecko.prices]).encode(), JSON
+
+    def _paprika_tickers(self, path: str, query: dict[str, list[str]]) -> Reply:
+        side = self.coinpaprika
+        codes = query.get("quotes", ["USD"])[0].split(",")
+        updated = datetime.fromtimestamp(side.stamp(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def tick(coin_id: str) -> dict[str, Any]:
+            quotes = {
+                cur.upper(): {"price": price, "percent_change_24h": "" if change is None else change}
+                for cur, (price, change) in side.prices[coin_id].items()
+                if cur.upper() in codes
+            }
+            return {
+                "id": coin_id,
+                "name": coin_id,
+                "symbol": coin_id.split("-")[0].upper(),
+                "rank": 1,
+                "last_updated": updated,
+                "quotes": quotes,
+            }
+
+        if path.startswith("/v1/tickers/"):
+            coin_id = path.rsplit("/", 1)[1]
+            if coin_id not in side.prices:
+                return 404, b'{"error":"id not found"}', JSON
+            return 200, json.dumps(tick(coin_id)).encode(), JSON
+        return 200, json.dumps([tick(i) for i in side.prices]).encode(), JSON
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

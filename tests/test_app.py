@@ -30,7 +30,9 @@ async def wait_for_price(client: httpx.AsyncClient, symbol: str = "BTC") -> dict
 
 @pytest.fixture
 def settings(tmp_path):
-    return settings_from(tmp_path, '[market]\ncurrencies = ["usd", "eur"]\n[poller]\ninterval_seconds = 60')
+    return settings_from(
+        tmp_path, '[market]\ncurrencies = ["usd", "eur"]\n[poller]\ninterval_seconds = 60\nproviders = ["coingecko"]'
+    )
 
 
 async def test_first_poll_at_start_fills_json_and_widget(respx_mock, settings):

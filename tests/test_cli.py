@@ -13,7 +13,7 @@ def config(tmp_path):
     path = tmp_path / "ticker.toml"
     path.write_text(
         '[market]\ncoins = ["BTC", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]\n'
-        '[cache]\nsnapshot_path = ""\n'
+        '[poller]\nproviders = ["coingecko"]\n[cache]\nsnapshot_path = ""\n'
     )
     return path
 

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import settings_from
 from ticker.config import default_settings, load_settings
 from ticker.exceptions import ConfigError
+from ticker.providers import PROVIDERS
 
 ROOT = Path(__file__).parent.parent
 
@@ -17,7 +18,8 @@ def test_builtin_default_matches_the_contract(monkeypatch, tmp_path):
     symbols = [coin.symbol for coin in settings.market.coins]
     assert symbols == ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA"]
     assert settings.market.currencies == ("usd",)
-    assert settings.poller.providers == ("coingecko",)
+    keyless = {name for name, cls in PROVIDERS.items() if cls.KEYLESS}
+    assert settings.poller.providers[0] == "coingecko" and set(settings.poller.providers) == keyless
     assert settings.cache.url == "memory://"
     assert settings.cache.snapshot_path == tmp_path / "ticker" / "snapshot.json"
     assert settings.coins_by_symbol["ARRR"].ids["coingecko"] == "pirate-chain"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fake_upstream import FakeCoinGecko
+from tests.fake_upstream import FakeUpstream
 
 
 def free_port() -> int:
@@ -64,17 +64,25 @@ class Service:
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeCoinGecko]:
-    with FakeCoinGecko() as fake:
-        fake.prices = {
-            "bitcoin": {"usd": 90917.04, "usd_24h_change": 1.64, "eur": 84123.55, "eur_24h_change": 1.7},
-            "ethereum": {"usd": 3021.5512, "usd_24h_change": -2.3127, "eur": 2795.8, "eur_24h_change": -2.2},
-            "pirate-chain": {"usd": 0.00001234, "usd_24h_change": 12.5, "eur": 0.0000114, "eur_24h_change": 12.4},
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        fake.coingecko.prices = {
+            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
+            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
+            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
+        }
+        fake.coinpaprika.prices = {
+            "btc-bitcoin": {"usd": (90900.0, 1.5), "eur": (84100.0, 1.6)},
+            "eth-ethereum": {"usd": (3020.0, -2.3), "eur": (2795.0, None)},
+            "arrr-pirate": {"usd": (0.0000123, 12.0), "eur": (0.0000113, 12.0)},
         }
         yield fake
 
 
-def write_config(tmp_path: Path, upstream: FakeCoinGecko, interval: float) -> Path:
+def write_config(
+    tmp_path: Path, upstream: FakeUpstream, interval: float, *, providers=("coingecko",), poller: str = ""
+) -> Path:
+    """A config whose providers all point at the fake upstream: no test ever reaches a real API."""
     config = tmp_path / "ticker.toml"
     config.write_text(f"""
 [market]
@@ -82,10 +90,16 @@ coins = ["BTC", "ETH", "ARRR", {{ symbol = "OPENVC", name = "OpenVoiceCoin", pri
 currencies = ["usd", "eur"]
 [poller]
 interval_seconds = {interval}
-timeout_seconds = 2
+timeout_seconds = 1
+providers = {list(providers)!r}
+{poller}
 [providers.coingecko]
-base_url = "{upstream.base_url}"
+base_url = "{upstream.coingecko_url}"
 requests_per_minute = 600
+[providers.coinpaprika]
+base_url = "{upstream.coinpaprika_url}"
+requests_per_minute = 600
+requests_per_month = 100000000
 [cache]
 snapshot_path = "state/snapshot.json"
 """)
@@ -105,18 +119,18 @@ def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):
         widget = service.get("/widget").text
         assert "$90,917.04" in widget and "$0.00001234" in widget and "▲ 1.64%" in widget
 
-        upstream.prices["bitcoin"]["usd"] = 91000.5
+        upstream.coingecko.prices["bitcoin"]["usd"] = (91000.5, 1.7)
         changed_at = time.monotonic()
         while service.get("/api/v1/prices/BTC").json()["price"] != 91000.5:
             assert time.monotonic() - changed_at < 2.5, "new price not served within two intervals"
             time.sleep(0.05)
 
-        before, started = upstream.count(), time.monotonic()
+        before, started = upstream.coingecko.requests, time.monotonic()
         for i in range(1000):
             path = ("/api/v1/prices?coins=ETH,BTC", "/widget?currency=eur", "/api/v1/prices/ARRR")[i % 3]
             assert service.get(path).status_code == 200
         rounds = time.monotonic() - started
-        visitors_cost = upstream.count() - before
+        visitors_cost = upstream.coingecko.requests - before
         assert visitors_cost <= rounds / 1 + 1  # only the poller's own rounds, never one per visitor
     finally:
         elapsed = service.stop()
@@ -135,7 +149,9 @@ def test_restart_in_an_outage_serves_the_last_prices_at_once(tmp_path, upstream)
         before = first.get("/api/v1/prices").json()
     finally:
         first.stop()
-    upstream.fail_with(429, b'{"status":{"error_code":429,"error_message":"rate limited"}}', {"retry-after": "60"})
+    upstream.coingecko.fail_with(
+        429, b'{"status":{"error_code":429,"error_message":"rate limited"}}', {"retry-after": "60"}
+    )
     second = Service(config, free_port())
     try:
         second.wait_ready()
@@ -156,3 +172,76 @@ def test_a_bad_config_stops_serve_with_one_line(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("ticker: config error: market.coins[1]: unknown symbol 'NOSUCHCOIN'")
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def test_faults_switch_sources_staleness_and_readiness(tmp_path, upstream):
+    """Two providers behind the fake upstream; faults go on and off while the real service runs."""
+    config = write_config(
+        tmp_path,
+        upstream,
+        interval=1,
+        providers=("coingecko", "coinpaprika"),
+        poller="stale_after_seconds = 3\nmax_stale_seconds = 3600",
+    )
+    service = Service(config, free_port())
+
+    def sources() -> list[str]:
+        return [c["source"] for c in service.get("/api/v1/prices?coins=BTC,ETH,ARRR").json()["coins"]]
+
+    try:
+        service.wait_ready()
+        assert sources() == ["coingecko"] * 3
+        assert upstream.coinpaprika.requests == 0  # the fallback costs nothing while the primary answers
+
+        # CoinGecko rate-limits us: its coins come from CoinPaprika within two intervals, and it gets
+        # no request until Retry-After has passed.
+        upstream.coingecko.fail_with(429, b'{"status":{"error_code":429}}', {"retry-after": "3"})
+        limited_at, asked = time.monotonic(), upstream.coingecko.requests
+        wait_until(lambda: sources() == ["coinpaprika"] * 3, 2.5, "failover to coinpaprika")
+        btc = service.get("/api/v1/prices/BTC").json()
+        assert btc["price"] == 90900.0 and btc["stale"] is False
+        ready = service.get("/readyz").json()
+        assert ready["providers"]["coingecko"]["state"] == "backoff"
+        assert ready["providers"]["coinpaprika"]["state"] == "ok"
+        wait_until(lambda: upstream.coingecko.requests > asked, 3.0, "the 429 itself")
+        after_429 = upstream.coingecko.requests
+        time.sleep(max(0.0, limited_at + 2.5 - time.monotonic()))
+        assert upstream.coingecko.requests == after_429  # Retry-After honoured
+
+        # CoinGecko is back: it is the source again within two intervals after Retry-After.
+        upstream.coingecko.recover()
+        wait_until(lambda: sources() == ["coingecko"] * 3, 3 + 2.5, "recovery to coingecko")
+
+        # Both down: last prices stay, turn stale after stale_after_seconds, and /readyz stays 200.
+        upstream.coingecko.fail_with(500, b"<html>Internal Server Error</html>", {"content-type": "text/html"})
+        upstream.coinpaprika.fail_with(500, b'{"error":"internal"}')
+        wait_until(lambda: service.get("/api/v1/prices").json()["stale"], 6, "stale flag")
+        body = service.get("/api/v1/prices").json()
+        assert [c["price"] for c in body["coins"][:3]] == [90917.04, 3021.5512, 0.00001234]
+        assert [c["stale"] for c in body["coins"]] == [True, True, True, False]  # the static coin is never stale
+        ready = service.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["stale"] is True
+        assert {p["state"] for p in ready.json()["providers"].values()} <= {"failing", "backoff"}
+        assert "as of" in service.get("/widget").text
+        assert service.get("/widget").status_code == 200
+
+        # Recovery: fresh again.
+        upstream.coingecko.recover()
+        upstream.coinpaprika.recover()
+        wait_until(lambda: not service.get("/api/v1/prices").json()["stale"], 3, "fresh again")
+    finally:
+        service.stop()
+    log = service.log.read_text()
+    assert "Traceback" not in log
+    assert log.count("provider coingecko failing") == 2  # once per outage, not once per round
+    assert "failover: ARRR, BTC, ETH now from coingecko -> coinpaprika" in log

@@ -25,6 +25,7 @@ class ProviderError(TickerError):
     `retry_after` carries the provider's own back-off request (seconds), when
     it sent one, so the poller can honour it. `over_budget` means no request
     was sent at all: our own request budget was spent, upstream is not at fault.
+    `code` is the upstream's numeric error code, where its error body has one.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class ProviderError(TickerError):
         status: int | None = None,
         retry_after: float | None = None,
         over_budget: bool = False,
+        code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
@@ -42,6 +44,7 @@ class ProviderError(TickerError):
         self.status = status
         self.retry_after = retry_after
         self.over_budget = over_budget
+        self.code = code  # the upstream's own error code from the body, e.g. Binance's -1121
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.message}"

@@ -59,6 +59,7 @@ class Quote:
     updated_at: datetime | None  # the provider's own time; the poller fills in the fetch time
     source: str
     icon_url: str | None = None
+    sparkline_7d: tuple[float, ...] | None = None  # a provider's hourly 7-day series; seeds history, not stored
 
     def to_dict(self) -> dict[str, Any]:
         return {

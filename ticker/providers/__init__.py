@@ -18,7 +18,11 @@ import httpx
 
 from ticker.budget import RequestBudget
 from ticker.models import Coin, Quote
+from ticker.providers.binance import Binance
+from ticker.providers.coinbase import Coinbase
 from ticker.providers.coingecko import CoinGecko
+from ticker.providers.coinpaprika import CoinPaprika
+from ticker.providers.kraken import Kraken
 
 if TYPE_CHECKING:
     from ticker.config import ProviderSettings, Settings
@@ -54,7 +58,11 @@ class ProviderClass(Protocol):
 
 
 PROVIDERS: dict[str, ProviderClass] = {
-    "coingecko": CoinGecko,
+    "coingecko": CoinGecko,  # an aggregator: every coin, several currencies, one request
+    "coinpaprika": CoinPaprika,  # an aggregator too, the natural fallback (20,000 requests a month)
+    "kraken": Kraken,  # exchanges: a few large coins each, USD (USDT on Binance) only
+    "coinbase": Coinbase,
+    "binance": Binance,
 }
 
 

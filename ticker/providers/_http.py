@@ -57,6 +57,7 @@ async def get_json(
             f"HTTP {response.status_code}{_detail(response)}",
             status=response.status_code,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            code=_error_code(response),
         )
     if len(response.content) > MAX_BODY_BYTES:
         raise ProviderError(provider, f"response too large ({len(response.content)} bytes)", status=200)
@@ -91,14 +92,17 @@ def number(value: Any) -> float | None:
     """A JSON number or numeric string as float; None for anything else (bools, text, null)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float | str):
             return float(value)
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # text, or an integer too large for a float
+        return None
     return None
+
+
+def json_number(value: Any) -> float | None:
+    """A JSON number as float; None for strings too (aggregators send numbers, a string is off-schema)."""
+    return None if isinstance(value, str) else number(value)
 
 
 def unix_time(value: Any) -> datetime | None:
@@ -116,6 +120,16 @@ def _detail(response: httpx.Response) -> str:
         return " (HTML page)" if response.content.lstrip()[:1] == b"<" else ""
     message = _find_message(body)
     return f": {_short(message)}" if message else ""
+
+
+def _error_code(response: httpx.Response) -> int | None:
+    """A numeric `code` in a JSON error body ({"code": -1121, "msg": ...}), if there is one."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def _find_message(body: Any) -> str | None:

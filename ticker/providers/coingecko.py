@@ -18,7 +18,7 @@ import httpx
 from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Candidate, Coin, Quote
-from ticker.providers._http import get_json, number, unix_time
+from ticker.providers._http import get_json, json_number, number, unix_time
 
 if TYPE_CHECKING:
     from ticker.config import ProviderSettings
@@ -114,8 +114,8 @@ class CoinGecko:
         for currency in currencies:
             if currency not in entry:
                 continue
-            price = number(entry[currency])
-            if price is None or isinstance(entry[currency], str):
+            price = json_number(entry[currency])
+            if price is None:
                 logger.warning(
                     "coingecko: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, entry[currency]
                 )
@@ -126,7 +126,7 @@ class CoinGecko:
                     symbol=coin.symbol,
                     currency=currency,
                     price=price,
-                    change_24h_pct=None if isinstance(change, str) else number(change),
+                    change_24h_pct=json_number(change),
                     updated_at=updated_at,
                     source=self.name,
                     icon_url=icon,

@@ -21,7 +21,7 @@ import httpx
 from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers._http import get_json, number
+from ticker.providers._http import get_json, json_number
 
 if TYPE_CHECKING:
     from ticker.config import ProviderSettings
@@ -162,7 +162,7 @@ class CoinPaprika:
                 continue
             raw = entry.get("price")
             # Missing values come as "" (documented); a numeric string is off-schema too: neither is a price.
-            price = None if isinstance(raw, str) else _number(raw)
+            price = json_number(raw)
             if price is None:
                 logger.warning("coinpaprika: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, raw)
                 continue
@@ -172,20 +172,12 @@ class CoinPaprika:
                     symbol=coin.symbol,
                     currency=currency,
                     price=price * SATS_PER_BTC if currency == "sats" else price,
-                    change_24h_pct=None if isinstance(change, str) else _number(change),
+                    change_24h_pct=json_number(change),
                     updated_at=updated_at,
                     source=self.name,
                 )
             )
         return quotes
-
-
-def _number(value: Any) -> float | None:
-    """`number`, but an integer too large for a float (JSON allows 400 digits) is no number either."""
-    try:
-        return number(value)
-    except OverflowError:
-        return None
 
 
 def _updated_at(value: Any) -> datetime | None:

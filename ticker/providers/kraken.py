@@ -1,0 +1,264 @@
+"""Kraken spot public REST: a keyless exchange fallback for the coins Kraken lists, in USD.
+
+One `GET /0/public/Ticker?pair=A,B,...` per batch prices every supported
+coin with its last trade (`c[0]`). The coin table stores the pair to *query*
+(`XBTUSD`); Kraken answers under its canonical pair name (`XXBTZUSD`), so
+each entry is matched back to its pair by, in order: a key learnt for that
+pair, the verified keys below, the exact name, and the legacy-code rule
+(8 letters, `X`/`Z` class prefix on both 4-letter asset codes: `XXBTZUSD` is
+`XBTUSD`). A single-pair answer with one USD entry is that pair's (and the
+key is learnt), so a pair no rule matches is asked alone once.
+
+No 24 h change: Kraken's `o` is today's opening price, "today" starting at
+00:00 UTC, so `(c - o) / o` is the change since UTC midnight, not the rolling
+24 h change the contract promises everywhere, and nothing in the same reply
+is a price from 24 h ago (its 24 h columns are volume, VWAP, trade count,
+low and high). `change_24h_pct` is therefore None. Kraken gives no quote time
+either; the poller stamps the fetch time.
+
+Errors arrive with HTTP 200 as `{"error": ["EQuery:Unknown asset pair"]}`,
+and a multi-pair call fails whole when any one pair is unknown. So that one
+delisted coin cannot take the others down, the pairs of such a batch are
+asked once more alone (a second apart, never-priced pairs first, stopping
+when the budget or Kraken says so); a pair unknown on its own is skipped for
+a day, logged once, then asked alone again. Rate-limit errors carry a
+`retry_after` of a minute, since Kraken sends none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import httpx
+
+from ticker.budget import RequestBudget
+from ticker.exceptions import ProviderError
+from ticker.models import Coin, Quote
+from ticker.providers._http import get_json, number
+
+if TYPE_CHECKING:
+    from ticker.config import ProviderSettings
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "https://api.kraken.com/0/public"
+CURRENCY = "usd"  # the table gives USD pairs; other currencies fail over to the next provider
+UNKNOWN_PAIR_SKIP_SECONDS = 24 * 3600.0
+RATE_LIMIT_RETRY_SECONDS = 60.0  # Kraken: restricted "for a few seconds (or possibly longer)"; it sends no Retry-After
+PROBE_SPACING_SECONDS = 1.0  # Kraken: public calls at one a second or less stay within the limits
+
+# Query name -> result key, as seen in real replies (docs/upstream notes); the rules cover the rest.
+KNOWN_RESULT_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "XBTUSD": "XXBTZUSD",
+        "ETHUSD": "XETHZUSD",
+        "XMRUSD": "XXMRZUSD",
+        "LTCUSD": "XLTCZUSD",
+        "XDGUSD": "XDGUSD",
+        "DOGEUSD": "XDGUSD",
+        "ADAUSD": "ADAUSD",
+    }
+)
+
+_UNKNOWN_PAIR = "equery:unknownassetpair"
+_RATE_LIMITED = (  # squashed prefixes of the errors that mean "slow down"
+    "eapi:ratelimitexceeded",
+    "egeneral:toomanyrequests",
+    "eservice:throttled",
+    "egeneral:temporarylockout",
+)
+_MESSAGE_CHARS = 160
+
+
+class Kraken:
+    """Keyless: public market data takes no key, so there is one plan."""
+
+    KEYLESS: ClassVar[bool] = True
+    PLANS: ClassVar[tuple[str, ...]] = ("public",)
+
+    @staticmethod
+    def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
+        """30/min, no monthly cap.
+
+        Public calls are throttled per IP with no published figure; Kraken's
+        support pages call one a second or less safe. Half that leaves room
+        for others on the same IP, and still fits a round (one request) plus
+        isolating an unknown pair (at most `batch_size` more) in one minute.
+        """
+        return 30.0, None
+
+    name = "kraken"
+    batch_size = 20  # small on purpose: isolating an unknown pair costs one request per pair of its batch
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: ProviderSettings,
+        *,
+        budget: RequestBudget | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._client = client
+        self._url = f"{(settings.base_url or BASE_URL).rstrip('/')}/Ticker"
+        self._headers = {"accept": "application/json"}
+        self._budget = budget
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._unknown: dict[str, float] = {}  # pair -> when to ask for it again
+        self._priced: set[str] = set()  # pairs Kraken has answered: probed last
+        self._keys: dict[str, str] = {}  # pair -> result key, learnt from single-pair answers
+
+    def supports(self, coin: Coin) -> bool:
+        pair = coin.ids.get(self.name)
+        return pair is not None and _is_usd_pair(pair)
+
+    async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
+        if CURRENCY not in currencies:
+            return []
+        by_pair = {coin.ids[self.name]: coin for coin in coins if self.supports(coin)}
+        now = self._monotonic()
+        due = [pair for pair in by_pair if self._unknown.get(pair, 0.0) <= now]
+        batch = [pair for pair in due if pair not in self._unknown]
+        retest = [pair for pair in due if pair in self._unknown]
+        entries: dict[str, Any] = {}
+        try:
+            probe: list[str] = []
+            for start in range(0, len(batch), self.batch_size):
+                chunk = batch[start : start + self.batch_size]
+                got = await self._ticker(chunk, by_pair)
+                entries |= got
+                if len(chunk) > 1:
+                    probe.extend(pair for pair in chunk if pair not in got)
+            probe.sort(key=lambda pair: pair in self._priced)  # stable: a cut-short isolation resumes where it stopped
+            gap = bool(batch)
+            for pair in probe + retest:
+                if gap:
+                    await self._sleep(PROBE_SPACING_SECONDS)
+                gap = True
+                entries |= await self._ticker([pair], by_pair)
+        except ProviderError as err:
+            if not entries:
+                raise
+            logger.info("kraken: %s; keeping the %d prices already fetched", err.message, len(entries))
+        quotes = []
+        for pair, coin in by_pair.items():
+            if pair in entries and (quote := self._quote(coin, entries[pair])) is not None:
+                quotes.append(quote)
+        return quotes
+
+    async def _ticker(self, pairs: list[str], by_pair: Mapping[str, Coin]) -> dict[str, Any]:
+        """One /Ticker call: its entries by queried pair; {} when it only says some pair is unknown."""
+        body = await get_json(
+            self._client,
+            self.name,
+            self._url,
+            params={"pair": ",".join(pairs)},
+            headers=self._headers,
+            budget=self._budget,
+        )
+        if not isinstance(body, dict):
+            raise ProviderError(self.name, f"unexpected /Ticker response ({type(body).__name__})")
+        errors = body.get("error", [])
+        result = body.get("result")
+        if not isinstance(errors, list) or not (result is None or isinstance(result, dict)):
+            raise ProviderError(self.name, "unexpected /Ticker response (no error list and result object)")
+        failures = [str(e) for e in errors if not str(e).startswith("W")]
+        if len(failures) < len(errors):
+            logger.debug("kraken: warnings: %s", [e for e in errors if str(e).startswith("W")])
+        unknown = [e for e in failures if _squash(e).startswith(_UNKNOWN_PAIR)]
+        others = [e for e in failures if e not in unknown]
+        if others:
+            limited = any(_squash(e).startswith(_RATE_LIMITED) for e in others)
+            raise ProviderError(
+                self.name,
+                _short(f"API error: {'; '.join(others)}"),
+                status=200,
+                retry_after=RATE_LIMIT_RETRY_SECONDS if limited else None,
+            )
+        if not result:
+            if not unknown:
+                raise ProviderError(self.name, f"empty /Ticker result for {len(pairs)} pair(s) and no error")
+            if len(pairs) == 1:
+                self._mark_unknown(pairs[0], by_pair[pairs[0]])
+            return {}
+        matched = self._match(pairs, result)
+        for pair in matched:
+            self._priced.add(pair)
+            if self._unknown.pop(pair, None) is not None:
+                logger.info("kraken: %s: pair %s is known again", by_pair[pair].symbol, pair)
+        if len(pairs) == 1 and not matched:
+            logger.warning(
+                "kraken: %s: no entry for pair %s in the answer (keys: %s)",
+                by_pair[pairs[0]].symbol,
+                pairs[0],
+                _short(", ".join(result)),
+            )
+        return matched
+
+    def _match(self, pairs: list[str], result: Mapping[str, Any]) -> dict[str, Any]:
+        matched: dict[str, Any] = {}
+        for pair in pairs:
+            key = self._key_for(pair, result)
+            if key is not None:
+                matched[pair] = result[key]
+        if len(pairs) == 1 and not matched and len(result) == 1:
+            [key] = result
+            if _is_usd_pair(key):  # the only entry of a one-pair answer is that pair's, if its quote fits
+                self._keys[pairs[0]] = key
+                matched[pairs[0]] = result[key]
+        return matched
+
+    def _key_for(self, pair: str, result: Mapping[str, Any]) -> str | None:
+        for key in (self._keys.get(pair), KNOWN_RESULT_KEYS.get(pair.upper()), pair):
+            if key is not None and key in result:
+                return key
+        plain = _plain(pair)
+        return next((key for key in result if _plain(key) == plain), None)
+
+    def _mark_unknown(self, pair: str, coin: Coin) -> None:
+        first = pair not in self._unknown
+        self._unknown[pair] = self._monotonic() + UNKNOWN_PAIR_SKIP_SECONDS
+        self._priced.discard(pair)
+        if first:
+            logger.warning(
+                "kraken: %s: Kraken does not know pair %s (delisted or misspelt?); asking again in 24 h",
+                coin.symbol,
+                pair,
+            )
+        else:
+            logger.debug("kraken: %s: pair %s still unknown", coin.symbol, pair)
+
+    def _quote(self, coin: Coin, entry: Any) -> Quote | None:
+        last = entry.get("c") if isinstance(entry, dict) else None
+        price = number(last[0]) if isinstance(last, list) and last else None
+        if price is None:
+            logger.warning("kraken: %s/usd: ignoring entry without a numeric last price (%.60r)", coin.symbol, entry)
+            return None
+        return Quote(coin.symbol, CURRENCY, price, None, None, self.name)
+
+
+def _plain(name: str) -> str:
+    """`XXBTZUSD` -> `XBTUSD`: drops the class prefixes of Kraken's legacy 4-letter asset codes."""
+    name = name.upper()
+    if len(name) == 8 and name[0] in "XZ" and name[4] in "XZ":
+        return name[1:4] + name[5:]
+    return name
+
+
+def _is_usd_pair(pair: str) -> bool:
+    return pair.upper().endswith("USD")
+
+
+def _squash(error: str) -> str:
+    """Kraken spells the same error with and without spaces (`EService: Throttled`)."""
+    return "".join(error.split()).lower()
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
