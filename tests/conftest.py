@@ -45,6 +45,10 @@ class FakeClock:
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        """Seconds since the clock started, for budgets and caches that count in monotonic time."""
+        return (self.now - NOW).total_seconds() + 1_000.0
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 

@@ -188,3 +188,29 @@ async def test_quotes_for_coins_no_longer_configured_are_dropped(clock):
     )
     snapshot = await poller2.run_once()
     assert set(snapshot.quotes) == {("BTC", "usd")}
+
+
+async def test_a_fallbacks_older_price_never_replaces_a_newer_one(clock):
+    class Lagging(FakeProvider):
+        async def fetch(self, coins, currencies):
+            return [Quote("BTC", "usd", 1.0, None, NOW - timedelta(minutes=10), self.name)]
+
+    alpha = FakeProvider("alpha", {"BTC": 90917.04})
+    poller, _ = make_poller([alpha, Lagging("beta", {})], clock, coins=(BTC,))
+    await poller.run_once()
+    alpha.failure = ProviderError("alpha", "down")
+    clock.advance(60)
+    snapshot = await poller.run_once()
+    assert snapshot.quote("BTC", "usd").source == "alpha" and snapshot.quote("BTC", "usd").price == 90917.04
+
+
+async def test_an_implausible_jump_is_logged_and_kept(clock, caplog):
+    alpha = FakeProvider("alpha", {"BTC": 100.0})
+    poller, _ = make_poller([alpha], clock, coins=(BTC,))
+    await poller.run_once()
+    alpha.prices["BTC"] = 160.0
+    clock.advance(60)
+    with caplog.at_level(logging.WARNING):
+        snapshot = await poller.run_once()
+    assert snapshot.quote("BTC", "usd").price == 160.0
+    assert "BTC/usd jumped 60% in one round (alpha 100 -> alpha 160); check the source" in caplog.text

@@ -28,6 +28,7 @@ class RequestBudget:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_minute = per_minute
+        self.per_day = per_month / DAYS_PER_MONTH if per_month is not None else None
         self._windows: list[tuple[float, int, deque[float]]] = []
         if per_minute is not None:
             self._windows.append((MINUTE, max(int(per_minute), 1), deque()))

@@ -97,9 +97,13 @@ class Poller:
                 continue
             health.succeeded(now)
             for quote in _valid(got, missing, now):
-                self._check_jump(quotes.get((quote.symbol, quote.currency)), quote)
-                quotes[(quote.symbol, quote.currency)] = quote
-                missing.discard((quote.symbol, quote.currency))
+                pair = (quote.symbol, quote.currency)
+                held = quotes.get(pair)
+                missing.discard(pair)
+                if held is not None and _newer(held, quote):
+                    continue  # a fallback's older price never replaces a newer one we hold
+                self._check_jump(held, quote)
+                quotes[pair] = quote
         self._log_sources(quotes, wanted - missing)
         self._log_missing(missing)
         statuses = {name: health.status(now) for name, health in self._health.items()}
@@ -162,6 +166,10 @@ class Poller:
         else:
             logger.info("fresh prices for every coin again")
         self._missing_logged = symbols
+
+
+def _newer(held: Quote, fresh: Quote) -> bool:
+    return held.updated_at is not None and fresh.updated_at is not None and held.updated_at > fresh.updated_at
 
 
 def _valid(quotes: Iterable[Quote], wanted: set[Pair], now: datetime) -> Iterable[Quote]:

@@ -72,25 +72,32 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provi
     for name in settings.poller.providers:
         budget = budget_for(name, settings.provider(name))
         provider = PROVIDERS[name](client, settings.provider(name), budget=budget)
-        _warn_if_over_budget(provider, budget, settings)
+        _warn_if_over_budget(provider, budget, settings, primary=not providers)
         providers.append(provider)
     return providers
 
 
-def _warn_if_over_budget(provider: Provider, budget: RequestBudget, settings: Settings) -> None:
-    """Say at start when the interval asks more of a provider than its budget allows."""
+def _warn_if_over_budget(provider: Provider, budget: RequestBudget, settings: Settings, *, primary: bool) -> None:
+    """Say at start when polling every round would ask more of a provider than its budget allows.
+
+    A warning for the primary (it is asked every round); a note for fallbacks, asked only when needed.
+    """
     coins = [coin for coin in settings.market.live_coins if provider.supports(coin)]
     per_round = math.ceil(len(coins) / provider.batch_size) if coins else 0
-    needed = per_round * 60.0 / settings.poller.interval_seconds
-    if budget.per_minute is not None and needed > budget.per_minute:
-        logger.warning(
-            "%s: %d request(s) per %g s round is %.1f/min, over its budget of %g/min; "
-            "it will be asked less often (raise poller.interval_seconds or providers.%s.requests_per_minute)",
+    rounds_per_minute = 60.0 / settings.poller.interval_seconds
+    over = []
+    if budget.per_minute is not None and per_round * rounds_per_minute > budget.per_minute:
+        over.append(f"{per_round * rounds_per_minute:.1f}/min against {budget.per_minute:g}/min")
+    if budget.per_day is not None and per_round * rounds_per_minute * 1440 > budget.per_day:
+        over.append(f"{per_round * rounds_per_minute * 1440:.0f}/day against {budget.per_day:.0f}/day")
+    if over:
+        logger.log(
+            logging.WARNING if primary else logging.INFO,
+            "%s: asked every %g s round it would need %s; when it has to serve every round it will be "
+            "asked less often (raise poller.interval_seconds or providers.%s.requests_per_minute/_per_month)",
             provider.name,
-            per_round,
             settings.poller.interval_seconds,
-            needed,
-            budget.per_minute,
+            " and ".join(over),
             provider.name,
         )
 
