@@ -68,7 +68,7 @@ PROVIDERS: dict[str, ProviderClass] = {
 
 def build_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
     """The configured providers in failover order, sharing one HTTP client, each with its own budget."""
-    providers = []
+    providers: list[Provider] = []
     for name in settings.poller.providers:
         budget = budget_for(name, settings.provider(name))
         provider = PROVIDERS[name](client, settings.provider(name), budget=budget)
