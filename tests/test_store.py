@@ -9,10 +9,14 @@ from ticker.store import SNAPSHOT_KEY, SnapshotStore
 
 
 def sample() -> Snapshot:
-    snap = snapshot_of(
-        quote("BTC", 90917.04, icon_url="https://assets.example/btc.png"), quote("ARRR", 0.00001234, change=None)
+    snap = snapshot_of(quote("BTC", 90917.04), quote("ARRR", 0.00001234, change=None))
+    return Snapshot(
+        snap.generated_at,
+        snap.quotes,
+        {"coingecko": ProviderStatus("ok", NOW)},
+        history={"BTC": ((493000, 90000.5), (493001, 90917.04))},
+        icons={"BTC": "https://assets.example/btc.png"},
     )
-    return Snapshot(snap.generated_at, snap.quotes, {"coingecko": ProviderStatus("ok", NOW)})
 
 
 async def test_put_makes_the_snapshot_current_and_caches_it_as_bytes():

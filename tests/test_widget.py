@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import pytest
@@ -16,7 +18,7 @@ def settings(tmp_path):
 
 def rows(html: str) -> dict[str, str]:
     return {
-        m.group(1): m.group(0) for m in re.finditer(r'<li class="tk-row[^"]*" data-symbol="(\w+)".*?</li>', html, re.S)
+        m.group(1): m.group(0) for m in re.finditer(r'<li(?: class="tk-stale")? data-k="(\w+)">.*?</li>', html, re.S)
     }
 
 
@@ -36,7 +38,8 @@ async def test_sidebar_shows_every_coin_with_formatted_prices(make_client, setti
     assert "—" in found["ARRR"] and "as of Nov 26 17:20 UTC" in found["ARRR"]  # past max_stale: unavailable
     assert "—" in found["XNO"] and "unavailable" in found["XNO"]
     assert "$0.00<" not in html
-    assert 'aria-label="Bitcoin, 90,917.04 US dollars, up 1.64 percent in 24 hours"' in html
+    assert '<span class="sr-only">Bitcoin, 90,917.04 US dollars, up 1.64 percent in 24 hours</span>' in html
+    assert '<img src="/icons/BTC" alt=""' in found["BTC"]  # served by us, never the provider
     assert "Updated 18:19 UTC" in html
     assert '<a href="https://www.coingecko.com/" target="_blank" rel="noopener noreferrer">CoinGecko</a>' in html
 
@@ -72,6 +75,7 @@ async def test_demo_data_is_labelled(make_client, settings):
     snap = snapshot_of(quote("BTC", 90000.0, source="demo"))
     html = (await (await make_client(settings, snap)).get("/widget?coins=BTC")).text
     assert "Demo: simulated prices, not market data" in html and "simulated demo data" in html
+    assert "Demo: simulated prices" in (await (await make_client(settings, snap)).get("/widget?layout=ticker")).text
 
 
 BAD_WIDGET_QUERIES = [
@@ -105,3 +109,99 @@ async def test_hostile_names_are_escaped_in_html_and_intact_in_json(make_client,
     html = (await client.get("/widget")).text
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;&#34; onerror=&#34;x" in html
     assert (await client.get("/api/v1/prices")).json()["coins"][0]["name"] == '<script>alert(1)</script>" onerror="x'
+
+
+def inline(html: str, tag: str) -> str:
+    return re.search(rf"<{tag}>(.*?)</{tag}>", html, re.S).group(1)
+
+
+async def test_ticker_layout_scrolls_a_hidden_copy_and_can_pause(make_client, settings):
+    html = (await (await make_client(settings, full_snapshot())).get("/widget?layout=ticker")).text
+    assert '<input type="checkbox" id="tk-pause" class="tk-pause"><label for="tk-pause">' in html
+    assert '<ol class="tk-copy" aria-hidden="true">' in html
+    main, rest = html.split('<ol class="tk-copy" aria-hidden="true">')
+    copy = rest.split("</ol>")[0]
+    assert main.count('class="sr-only">Bitcoin,') == 1 and 'sr-only">Bitcoin' not in copy
+    assert "data-k" not in copy  # the script refreshes the copy from the readable list
+    css = inline(html, "style")
+    assert "@media (prefers-reduced-motion:reduce){.tk-tape{animation:none}" in css
+    assert (
+        ".tk-tape:hover,.tk-tape:focus-within,.tk-pause:checked~.tk-view .tk-tape{animation-play-state:paused}" in css
+    )
+
+
+async def test_sparklines_on_request(make_client, settings):
+    base = full_snapshot()
+    hist = {"BTC": tuple((490000 + i, 90000.0 + (i % 7) * 10) for i in range(168))}
+    snap = Snapshot(base.generated_at, base.quotes, base.providers, history=hist)
+    client = await make_client(settings, snap)
+    assert "<svg" not in (await client.get("/widget")).text
+    html = (await client.get("/widget?sparkline=1")).text
+    assert html.count('<svg class="tk-spark') == 1  # BTC has history; the others show none
+    assert "<svg" not in (await client.get("/widget?sparkline=1&currency=eur")).text
+
+
+async def test_refresh_points_at_the_canonical_fragment_and_no_js_still_refreshes(make_client, settings):
+    html = (await (await make_client(settings, full_snapshot())).get("/widget?coins=eth,btc&x=%3Cxss%3E")).text
+    assert (
+        'data-src="/widget/fragment?coins=ETH,BTC&amp;currency=usd&amp;theme=auto&amp;layout=list&amp;locale=en_US'
+        '&amp;transparent=0&amp;sparkline=0"' in html
+    )
+    assert '<noscript><meta http-equiv="refresh" content="60"></noscript>' in html
+    assert "xss" not in html
+
+
+async def test_transparent_widgets_declare_no_colour_scheme(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    assert '<meta name="color-scheme" content="light dark">' in (await client.get("/widget")).text
+    assert '<meta name="color-scheme" content="dark">' in (await client.get("/widget?theme=dark")).text
+    assert "color-scheme" not in (await client.get("/widget?transparent=1")).text.split("<style>")[0]
+
+
+@pytest.mark.parametrize("layout", ["list", "compact", "ticker"])
+async def test_eleven_coins_weigh_under_12_kb_with_at_most_2_kb_of_js(make_client, tmp_path, layout):
+    settings = settings_from(tmp_path, "")  # the 11 default coins
+    snap = snapshot_of(*(quote(c.symbol, 1234.5678, change=-1.23) for c in settings.market.coins))
+    response = await (await make_client(settings, snap)).get(f"/widget?layout={layout}")
+    assert len(response.content) < 12 * 1024, len(response.content)
+    assert len(inline(response.text, "script").encode()) <= 2 * 1024
+
+
+async def test_csp_allows_exactly_the_inline_style_and_script_by_hash(make_client, settings):
+    response = await (await make_client(settings, full_snapshot())).get("/widget")
+    csp = response.headers["content-security-policy"]
+    for tag, directive in (("style", "style-src"), ("script", "script-src")):
+        digest = base64.b64encode(hashlib.sha256(inline(response.text, tag).encode()).digest()).decode()
+        assert f"{directive} 'sha256-{digest}'" in csp
+    assert "default-src 'none'" in csp and "img-src 'self' data:" in csp and "connect-src 'self'" in csp
+    assert "frame-ancestors 'self' *" in csp and "unsafe-inline" not in csp
+
+
+async def test_icons_are_ours_with_a_monogram_fallback(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    mono = await client.get("/icons/btc")
+    assert mono.status_code == 200 and mono.headers["content-type"] == "image/svg+xml"
+    assert ">BTC</text>" in mono.text and "max-age=86400" in mono.headers["cache-control"]
+    again = await client.get("/icons/BTC", headers={"if-none-match": mono.headers["etag"]})
+    assert again.status_code == 304
+    assert (await client.get("/icons/DOGE")).status_code == 404
+
+
+async def test_embed_js_is_small_and_checks_the_message_origin(make_client, settings):
+    response = await (await make_client(settings, full_snapshot())).get("/embed.js")
+    assert response.headers["content-type"].startswith("text/javascript")
+    js = response.text
+    assert len(js.encode()) < 2 * 1024
+    assert "e.origin!==o||e.source!==f.contentWindow" in js and "h>=20&&h<=5000" in js
+    assert 'f.title=s.dataset.title||"Latest Market Prices"' in js and 'f.referrerPolicy="no-referrer"' in js
+
+
+async def test_landing_page_previews_every_layout_and_theme_and_shows_snippets(make_client, settings):
+    response = await (await make_client(settings, full_snapshot())).get("/")
+    html = response.text
+    assert response.status_code == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+    for layout in ("list", "compact", "ticker"):
+        for theme in ("light", "dark"):
+            assert f'data-layout="{layout}" data-theme="{theme}"' in html
+    assert "&lt;script src=&#34;http://testserver/embed.js&#34; data-coins=&#34;BTC,ETH&#34;" in html
+    assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;theme=auto&#34;" in html

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 
 from ticker import __version__
 from ticker.config import Settings, load_settings
+from ticker.icons import IconCache
 from ticker.models import utcnow
 from ticker.poller import Poller
 from ticker.providers import Provider, build_providers
@@ -47,11 +48,14 @@ def create_app(
     if store is None:
         # Demo prices must never land in the snapshot file that real prices are restored from.
         store = SnapshotStore(snapshot_path=None if demo else settings.cache.snapshot_path)
-    renderer = WidgetRenderer(title=settings.widget.title, refresh_seconds=settings.poller.interval_seconds)
-    views = Views(settings, store, renderer, clock=clock)
+    renderer = WidgetRenderer(settings)
+    snapshot_path = settings.cache.snapshot_path
+    icons = IconCache(snapshot_path.parent / "icons" if snapshot_path and not demo else None)
+    views = Views(settings, store, renderer, icons, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        icons.load()
         loaded = await store.load()
         if loaded is not None:
             logger.info("serving the saved snapshot of %s until the first poll", loaded.generated_at.isoformat())
@@ -68,6 +72,7 @@ def create_app(
                 clock=clock,
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
+                after_round=lambda snapshot: icons.refresh(client, snapshot.icons),
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(poller.run_forever)
@@ -86,6 +91,10 @@ def create_app(
         Route("/widget", views.widget, name="widget"),
         Route("/widget/fragment", views.fragment, name="fragment"),
         Route("/widget/site.css", views.site_css, name="site_css"),
+        Route("/icons/{symbol}", views.icon, name="icon"),
+        Route("/embed.js", views.embed_js, name="embed_js"),
+        Route("/landing.css", views.landing_css, name="landing_css"),
+        Route("/", views.index, name="index"),
         Route("/healthz", views.healthz, name="healthz"),
         Route("/readyz", views.readyz, name="readyz"),
     ]

@@ -8,10 +8,11 @@ the time now: staleness is measured from each quote's own `updated_at`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ticker.history import series
 from ticker.models import Coin, Snapshot, iso
 
 
@@ -24,13 +25,13 @@ class Row:
     updated_at: datetime | None
     source: str | None
     stale: bool
-    icon_url: str | None = None
+    history: tuple[float, ...] = ()  # hourly prices, oldest first, for the sparkline
 
     @property
     def available(self) -> bool:
         return self.price is not None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, icon_base: str = "") -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "name": self.name,
@@ -39,7 +40,7 @@ class Row:
             "updated_at": iso(self.updated_at),
             "source": self.source,
             "stale": self.stale,
-            "icon_url": self.icon_url,
+            "icon_url": f"{icon_base}/icons/{self.symbol}",
         }
 
 
@@ -58,12 +59,12 @@ class Board:
         """The distinct sources shown, in row order, for the attribution line."""
         return tuple(dict.fromkeys(row.source for row in self.rows if row.source and row.available))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, icon_base: str = "") -> dict[str, Any]:
         return {
             "currency": self.currency,
             "generated_at": iso(self.generated_at),
             "stale": self.stale,
-            "coins": [row.to_json() for row in self.rows],
+            "coins": [row.to_json(icon_base) for row in self.rows],
         }
 
 
@@ -75,8 +76,11 @@ def build_board(
     now: datetime,
     stale_after: float,
     max_stale: float,
+    with_history: bool = False,
 ) -> Board:
     rows = tuple(_row(snapshot, coin, currency, now, stale_after, max_stale) for coin in coins)
+    if with_history and snapshot is not None:
+        rows = tuple(replace(row, history=tuple(series(snapshot.history, row.symbol))) for row in rows)
     return Board(currency, snapshot.generated_at if snapshot else None, rows)
 
 
@@ -91,7 +95,7 @@ def _row(
         return Row(coin.symbol, coin.name, None, None, None, None, True)
     age = (now - quote.updated_at).total_seconds()
     if age > max_stale:
-        return Row(coin.symbol, coin.name, None, None, quote.updated_at, quote.source, True, quote.icon_url)
+        return Row(coin.symbol, coin.name, None, None, quote.updated_at, quote.source, True)
     return Row(
         coin.symbol,
         coin.name,
@@ -100,5 +104,4 @@ def _row(
         quote.updated_at,
         quote.source,
         age > stale_after,
-        quote.icon_url,
     )

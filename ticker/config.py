@@ -86,6 +86,7 @@ class ServerSettings:
     frame_ancestors: tuple[str, ...] = ("*",)
     cors_origins: tuple[str, ...] = ("*",)
     log_format: str = "text"
+    public_url: str = ""  # e.g. https://prices.example.com: makes /widget/fragment's URLs absolute
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class WidgetSettings:
     layout: str = "list"
     transparent: bool = False
     css_file: Path | None = None
+    sparkline: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,8 +362,11 @@ def _parse_server(table: _Table) -> ServerSettings:
     frame_ancestors = table.take_strings("frame_ancestors", ("*",))
     cors_origins = table.take_strings("cors_origins", ("*",))
     log_format = table.take_choice("log_format", LOG_FORMATS, "text")
+    public_url = table.take("public_url", str, "").strip().rstrip("/")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {_describe(public_url)}")
     table.finish()
-    return ServerSettings(host, port, frame_ancestors, cors_origins, log_format)
+    return ServerSettings(host, port, frame_ancestors, cors_origins, log_format, public_url)
 
 
 def _parse_widget(table: _Table, base_dir: Path | None) -> WidgetSettings:
@@ -374,11 +379,12 @@ def _parse_widget(table: _Table, base_dir: Path | None) -> WidgetSettings:
     layout = table.take_choice("layout", LAYOUTS, "list")
     transparent = table.take("transparent", bool, False)
     css = table.take("css_file", str, "")
+    sparkline = table.take("sparkline", bool, False)
     table.finish()
     css_file = _resolve_path(css, base_dir) if css else None
     if css_file is not None and not css_file.is_file():
         raise ConfigError(f"widget.css_file: no such file {str(css_file)!r}")
-    return WidgetSettings(title, locale, theme, layout, transparent, css_file)
+    return WidgetSettings(title, locale, theme, layout, transparent, css_file, sparkline)
 
 
 def canonical_locale(name: str) -> str | None:

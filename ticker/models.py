@@ -58,8 +58,9 @@ class Quote:
     change_24h_pct: float | None
     updated_at: datetime | None  # the provider's own time; the poller fills in the fetch time
     source: str
+    # Extras a provider may attach; the poller moves them into the snapshot's icons and history.
     icon_url: str | None = None
-    sparkline_7d: tuple[float, ...] | None = None  # a provider's hourly 7-day series; seeds history, not stored
+    sparkline_7d: tuple[float, ...] | None = None  # hourly, the last 7 days
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +70,6 @@ class Quote:
             "change_24h_pct": self.change_24h_pct,
             "updated_at": iso(self.updated_at),
             "source": self.source,
-            "icon_url": self.icon_url,
         }
 
     @classmethod
@@ -82,7 +82,6 @@ class Quote:
             change_24h_pct=None if data.get("change_24h_pct") is None else float(data["change_24h_pct"]),
             updated_at=parse_iso(updated) if isinstance(updated, str) else None,
             source=str(data["source"]),
-            icon_url=data.get("icon_url") if isinstance(data.get("icon_url"), str) else None,
         )
 
     def stamped(self, fetched_at: datetime) -> Quote:
@@ -134,6 +133,8 @@ class Snapshot:
     generated_at: datetime
     quotes: Mapping[tuple[str, str], Quote] = field(default_factory=lambda: MappingProxyType({}))
     providers: Mapping[str, ProviderStatus] = field(default_factory=lambda: MappingProxyType({}))
+    history: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=lambda: MappingProxyType({}))
+    icons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # symbol -> upstream icon URL
 
     def quote(self, symbol: str, currency: str) -> Quote | None:
         return self.quotes.get((symbol, currency))
@@ -144,6 +145,8 @@ class Snapshot:
             "generated_at": iso(self.generated_at),
             "quotes": [quote.to_dict() for quote in self.quotes.values()],
             "providers": {name: status.to_dict() for name, status in self.providers.items()},
+            "history": {symbol: [list(point) for point in points] for symbol, points in self.history.items()},
+            "icons": dict(self.icons),
         }
         return json.dumps(data, separators=(",", ":")).encode()
 
@@ -158,4 +161,11 @@ class Snapshot:
             providers=MappingProxyType(
                 {str(name): ProviderStatus.from_dict(status) for name, status in data.get("providers", {}).items()}
             ),
+            history=MappingProxyType(
+                {
+                    str(symbol): tuple((int(hour), float(price)) for hour, price in points)
+                    for symbol, points in data.get("history", {}).items()
+                }
+            ),
+            icons=MappingProxyType({str(k): str(v) for k, v in data.get("icons", {}).items()}),
         )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
@@ -21,6 +22,7 @@ import anyio
 
 from ticker.exceptions import ProviderError
 from ticker.health import ProviderHealth
+from ticker.history import record
 from ticker.models import Coin, Quote, Snapshot, utcnow
 from ticker.providers import Provider
 from ticker.store import SnapshotStore
@@ -43,6 +45,7 @@ class Poller:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_jump_pct: float | None = 50.0,
         random_fraction: Callable[[], float] = random.random,
+        after_round: Callable[[Snapshot], Awaitable[object]] | None = None,
     ) -> None:
         self._providers = list(providers)
         self._store = store
@@ -53,6 +56,7 @@ class Poller:
         self._sleep = sleep
         self._max_jump_pct = max_jump_pct
         self._random = random_fraction
+        self._after_round = after_round
         self._health: dict[str, ProviderHealth] = {}
         self._sources: dict[str, str] = {}
         self._missing_logged: frozenset[str] = frozenset()
@@ -75,6 +79,7 @@ class Poller:
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}
         quotes = {pair: quote for pair, quote in (previous.quotes.items() if previous else ()) if pair in wanted}
         missing = set(wanted)
+        accepted: list[Quote] = []
         for provider in self._providers:
             health = self._health_of(provider.name, previous)
             coins = [
@@ -104,12 +109,24 @@ class Poller:
                     continue  # a fallback's older price never replaces a newer one we hold
                 self._check_jump(held, quote)
                 quotes[pair] = quote
+                accepted.append(quote)
         self._log_sources(quotes, wanted - missing)
         self._log_missing(missing)
         statuses = {name: health.status(now) for name, health in self._health.items()}
-        snapshot = Snapshot(now, MappingProxyType(quotes), MappingProxyType(statuses))
+        snapshot = Snapshot(
+            now,
+            MappingProxyType(quotes),
+            MappingProxyType(statuses),
+            history=record(previous.history if previous else {}, accepted, self._currencies[0]),
+            icons=_icons(previous.icons if previous else {}, accepted),
+        )
         await self._store.put(snapshot)
         self.rounds += 1
+        if self._after_round is not None:
+            try:
+                await self._after_round(snapshot)
+            except Exception:
+                logger.exception("after-round task failed (prices are unaffected)")
         logger.debug(
             "round %d: %d of %d prices fresh (%s), %.3f s",
             self.rounds,
@@ -168,6 +185,15 @@ class Poller:
         self._missing_logged = symbols
 
 
+def _icons(known: Mapping[str, str], quotes: Iterable[Quote]) -> Mapping[str, str]:
+    """Upstream icon URLs by symbol, for the icon cache to download once."""
+    icons = dict(known)
+    for quote in quotes:
+        if quote.icon_url and quote.icon_url.startswith(("https://", "http://")) and len(quote.icon_url) <= 500:
+            icons.setdefault(quote.symbol, quote.icon_url)
+    return MappingProxyType(icons)
+
+
 def _newer(held: Quote, fresh: Quote) -> bool:
     return held.updated_at is not None and fresh.updated_at is not None and held.updated_at > fresh.updated_at
 
@@ -184,4 +210,4 @@ def _valid(quotes: Iterable[Quote], wanted: set[Pair], now: datetime) -> Iterabl
         if change is not None and not math.isfinite(change):
             change = None
         updated = quote.updated_at if quote.updated_at is not None and quote.updated_at <= now else now
-        yield Quote(quote.symbol, quote.currency, quote.price, change, updated, quote.source, quote.icon_url)
+        yield replace(quote, change_24h_pct=change, updated_at=updated)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from ticker.coins import canonical_symbol
 from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
@@ -33,6 +34,7 @@ class WidgetOptions:
     layout: str
     locale: str
     transparent: bool
+    sparkline: bool
 
 
 def echo(value: str) -> str:
@@ -84,7 +86,22 @@ def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptio
         layout=_choice(params, "layout", LAYOUTS, widget.layout),
         locale=_locale(params, widget.locale),
         transparent=_flag(params, "transparent", widget.transparent),
+        sparkline=_flag(params, "sparkline", widget.sparkline),
     )
+
+
+def canonical_query(selection: Selection, options: WidgetOptions) -> str:
+    """The validated query, spelled one way: for links we render, never the visitor's raw text."""
+    params = {
+        "coins": ",".join(coin.symbol for coin in selection.coins),
+        "currency": selection.currency,
+        "theme": options.theme,
+        "layout": options.layout,
+        "locale": options.locale,
+        "transparent": "1" if options.transparent else "0",
+        "sparkline": "1" if options.sparkline else "0",
+    }
+    return urlencode(params, safe=",")
 
 
 def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -16,12 +16,15 @@ from ticker.board import Board, build_board
 from ticker.coins import canonical_symbol
 from ticker.config import Settings
 from ticker.exceptions import QueryError
-from ticker.models import Coin, utcnow
-from ticker.query import echo, select, select_currency, widget_options
+from ticker.icons import IconCache
+from ticker.models import Coin, iso, utcnow
+from ticker.query import canonical_query, echo, select, select_currency, widget_options
+from ticker.security import LANDING_CSP, widget_csp
 from ticker.store import SnapshotStore
-from ticker.widget import WidgetRenderer
+from ticker.widget import TEMPLATES, Page, WidgetRenderer
 
 HTML_TYPE = "text/html; charset=utf-8"
+LANDING_CSS = (TEMPLATES / "landing.css").read_bytes()
 
 
 class Views:
@@ -30,15 +33,25 @@ class Views:
         settings: Settings,
         store: SnapshotStore,
         renderer: WidgetRenderer,
+        icons: IconCache,
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
         self._store = store
         self._renderer = renderer
+        self._icons = icons
+        self._widget_headers = {
+            "content-security-policy": widget_csp(
+                style_hash=renderer.STYLE_HASH,
+                script_hash=renderer.SCRIPT_HASH,
+                allowed_framers=settings.server.frame_ancestors,
+                own_css=settings.widget.css_file is not None,
+            )
+        }
         self._clock = clock
 
-    def board(self, coins: Sequence[Coin], currency: str, now: datetime) -> Board:
+    def board(self, coins: Sequence[Coin], currency: str, now: datetime, *, with_history: bool = False) -> Board:
         poller = self._settings.poller
         return build_board(
             self._store.current,
@@ -47,6 +60,7 @@ class Views:
             now=now,
             stale_after=poller.stale_after_seconds,
             max_stale=poller.max_stale_seconds,
+            with_history=with_history,
         )
 
     async def prices(self, request: Request) -> Response:
@@ -54,7 +68,8 @@ class Views:
             selection = select(request.query_params, self._settings)
         except QueryError as err:
             return json_error(str(err), 400)
-        return JSONResponse(self.board(selection.coins, selection.currency, self._clock()).to_json())
+        board = self.board(selection.coins, selection.currency, self._clock())
+        return JSONResponse(board.to_json(self._settings.server.public_url))
 
     async def price(self, request: Request) -> Response:
         raw = request.path_params["symbol"]
@@ -67,7 +82,8 @@ class Views:
         except QueryError as err:
             return json_error(str(err), 400)
         board = self.board((coin,), currency, self._clock())
-        body = board.rows[0].to_json() | {"currency": currency, "generated_at": board.to_json()["generated_at"]}
+        row = board.rows[0].to_json(self._settings.server.public_url)
+        body = row | {"currency": currency, "generated_at": iso(board.generated_at)}
         return JSONResponse(body)
 
     async def widget(self, request: Request) -> Response:
@@ -83,11 +99,41 @@ class Views:
         except QueryError as err:
             return HTMLResponse(self._renderer.error(str(err)), 400, media_type=HTML_TYPE)
         now = self._clock()
-        board = self.board(selection.coins, selection.currency, now)
+        with_history = options.sparkline and selection.currency == self._settings.market.default_currency
+        board = self.board(selection.coins, selection.currency, now, with_history=with_history)
+        base = self._settings.server.public_url
+        page = Page(
+            icon_base=base,
+            fragment_url=f"{base}/widget/fragment?{canonical_query(selection, options)}",
+            css_url=f"{base}/widget/site.css" if self._settings.widget.css_file else None,
+        )
         if fragment:
-            return HTMLResponse(self._renderer.fragment(board, options, now=now), media_type=HTML_TYPE)
-        css_url = "/widget/site.css" if self._settings.widget.css_file else None
-        return HTMLResponse(self._renderer.document(board, options, now=now, css_url=css_url), media_type=HTML_TYPE)
+            return HTMLResponse(self._renderer.fragment(board, options, now=now, page=page), media_type=HTML_TYPE)
+        body = self._renderer.document(board, options, now=now, page=page)
+        return HTMLResponse(body, media_type=HTML_TYPE, headers=self._widget_headers)
+
+    async def icon(self, request: Request) -> Response:
+        """A coin's icon from our cache, or its monogram; never a redirect to the provider's host."""
+        coin = self._settings.coins_by_symbol.get(canonical_symbol(request.path_params["symbol"]))
+        if coin is None:
+            return Response("unknown coin", 404, media_type="text/plain")
+        icon = self._icons.icon_or_monogram(coin.symbol)
+        headers = {"cache-control": "public, max-age=86400", "etag": icon.etag}
+        if request.headers.get("if-none-match") == icon.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(icon.body, media_type=icon.content_type, headers=headers)
+
+    async def embed_js(self, request: Request) -> Response:
+        return Response(self._renderer.embed_js(), media_type="text/javascript; charset=utf-8")
+
+    async def landing_css(self, request: Request) -> Response:
+        return Response(LANDING_CSS, media_type="text/css; charset=utf-8")
+
+    async def index(self, request: Request) -> Response:
+        base = self._settings.server.public_url or str(request.base_url).rstrip("/")
+        return HTMLResponse(
+            self._renderer.landing(base), media_type=HTML_TYPE, headers={"content-security-policy": LANDING_CSP}
+        )
 
     async def site_css(self, request: Request) -> Response:
         """The operator's own stylesheet (widget.css_file), served by us so visitors contact no other host."""

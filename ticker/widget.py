@@ -7,15 +7,23 @@ templates only lay it out.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import jinja2
 from babel.numbers import format_decimal
+from markupsafe import Markup
 
 from ticker.board import Board, Row
+from ticker.config import LAYOUTS, Settings
 from ticker.formatting import UNKNOWN, currency_name, display_decimal, format_change, format_price
 from ticker.query import WidgetOptions
+from ticker.sparkline import sparkline_svg
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 # How the attribution line names each source (and links to it).
 SOURCE_LABELS: dict[str, tuple[str, str | None]] = {
@@ -34,7 +42,6 @@ SOURCE_LABELS: dict[str, tuple[str, str | None]] = {
 class RowView:
     symbol: str
     name: str
-    icon_url: str | None
     price_text: str
     change_text: str
     direction: str  # up | down | flat | unknown
@@ -42,44 +49,100 @@ class RowView:
     stale: bool
     as_of: str | None
     spoken: str
+    spark: Markup | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where the rendered widget finds things: URLs are relative unless server.public_url is set."""
+
+    icon_base: str = ""
+    fragment_url: str = "/widget/fragment"
+    css_url: str | None = None
+
+
+def _static(name: str) -> str:
+    """A template asset with its line breaks dropped: the CSS and JS are written one rule per line."""
+    return "".join(line.strip() for line in (TEMPLATES / name).read_text().splitlines())
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 class WidgetRenderer:
-    def __init__(self, *, title: str, refresh_seconds: float) -> None:
+    """Renders the widget; its inline CSS and JS are constants, so the CSP allows them by hash."""
+
+    CSS = _static("widget.css")
+    JS = _static("widget.js")
+    STYLE_HASH = csp_hash(CSS)
+    SCRIPT_HASH = csp_hash(JS)
+
+    def __init__(self, settings: Settings) -> None:
         self._env = jinja2.Environment(
-            loader=jinja2.PackageLoader("ticker", "templates"),
+            loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._title = title
-        self._refresh = max(int(refresh_seconds), 1)
+        self._title = settings.widget.title
+        self._refresh = max(int(settings.poller.interval_seconds), 1)
+        self._coins = [coin.symbol for coin in settings.market.coins]
+        self._currencies = settings.market.currencies
+        self._embed_js = self._env.get_template("embed.js").render(
+            title=self._title, default_count=len(self._coins), default_layout=settings.widget.layout
+        )
 
-    def document(self, board: Board, options: WidgetOptions, *, now: datetime, css_url: str | None = None) -> str:
-        return self._env.get_template("widget.html").render(self._context(board, options, now), css_url=css_url)
+    def document(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
+        context = self._context(board, options, now, page)
+        return self._env.get_template("widget.html").render(context, css=Markup(self.CSS), js=Markup(self.JS))
 
-    def fragment(self, board: Board, options: WidgetOptions, *, now: datetime) -> str:
-        return self._env.get_template("_board.html").render(self._context(board, options, now))
+    def fragment(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
+        return self._env.get_template("_board.html").render(self._context(board, options, now, page))
 
     def error(self, message: str) -> str:
         return self._env.get_template("error.html").render(message=message)
 
-    def _context(self, board: Board, options: WidgetOptions, now: datetime) -> dict[str, object]:
+    def embed_js(self) -> str:
+        return self._embed_js
+
+    def landing(self, base: str) -> str:
+        """The page at /: every layout and theme previewed, and the snippets to paste."""
+        script = f'<script src="{base}/embed.js" data-coins="BTC,ETH" data-theme="auto" async></script>'
+        iframe = (
+            f'<iframe src="{base}/widget?coins=BTC,ETH&theme=auto" title="{self._title}" width="320" height="200" '
+            'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>'
+        )
+        return self._env.get_template("index.html").render(
+            title=self._title,
+            base=base,
+            script_snippet=script,
+            iframe_snippet=iframe,
+            coins=", ".join(self._coins),
+            currencies=", ".join(self._currencies),
+            layouts=LAYOUTS,
+            themes=("light", "dark"),
+        )
+
+    def _context(self, board: Board, options: WidgetOptions, now: datetime, page: Page) -> dict[str, object]:
         newest = max((row.updated_at for row in board.rows if row.updated_at and row.available), default=None)
         return {
             "title": self._title,
-            "show_title": options.layout != "ticker",
             "lang": options.locale.split("_")[0],
             "options": options,
             "refresh_seconds": self._refresh,
-            "rows": [present(row, board.currency, options.locale, now) for row in board.rows],
+            "rows": [present(row, board.currency, options, now) for row in board.rows],
             "updated": clock_time(newest, now) if newest else None,
             "sources": [SOURCE_LABELS.get(source, (source.capitalize(), None)) for source in board.sources],
             "demo": "demo" in board.sources,
+            "icon_base": page.icon_base,
+            "fragment_url": page.fragment_url,
+            "css_url": page.css_url,
         }
 
 
-def present(row: Row, currency: str, locale: str, now: datetime) -> RowView:
+def present(row: Row, currency: str, options: WidgetOptions, now: datetime) -> RowView:
+    locale = options.locale
     change = row.change_24h_pct
     if change is None or not row.available:
         direction, arrow = "unknown", ""
@@ -89,24 +152,23 @@ def present(row: Row, currency: str, locale: str, now: datetime) -> RowView:
         direction, arrow = "down", "▼"
     else:
         direction, arrow = "flat", "▶"
-    price_text = format_price(row.price, currency, locale) if row.available else UNKNOWN
-    change_text = format_change(change, locale) if row.available else UNKNOWN
     as_of = None
     if row.stale and row.updated_at is not None:
         as_of = f"as of {clock_time(row.updated_at, now)}"
-    elif not row.available and row.source is None:
+    elif not row.available:
         as_of = "unavailable"
+    spark = sparkline_svg(row.history) if options.sparkline and row.history else None
     return RowView(
         symbol=row.symbol,
         name=row.name,
-        icon_url=row.icon_url,
-        price_text=price_text,
-        change_text=change_text if direction != "unknown" or row.available else UNKNOWN,
+        price_text=format_price(row.price, currency, locale) if row.available else UNKNOWN,
+        change_text=format_change(change, locale) if row.available else UNKNOWN,
         direction=direction,
         arrow=arrow,
         stale=row.stale,
         as_of=as_of,
         spoken=spoken(row, currency, locale, direction),
+        spark=Markup(spark) if spark else None,
     )
 
 

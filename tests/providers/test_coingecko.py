@@ -254,3 +254,21 @@ async def test_hostile_icon_urls_are_not_used(respx_mock, client):
     respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
     [q] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
     assert q.icon_url is None
+
+
+async def test_sparklines_come_with_the_daily_markets_call_once(respx_mock, client):
+    markets = respx_mock.get(MARKETS_URL).respond(200, json=fixture_json("coingecko_coins_markets_sparkline.json"))
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
+    cg = provider(client)
+    first = {(q.symbol, q.currency): q for q in await cg.fetch(COINS[:2], ["usd", "eur"])}
+    assert markets.calls.last.request.url.params["sparkline"] == "true"
+    assert first[("BTC", "usd")].sparkline_7d == (
+        61482.2560967549,
+        61580.79313827018,
+        61173.140226698466,
+        60866.87784481049,
+        60722.187866776876,
+    )
+    assert first[("BTC", "eur")].sparkline_7d is None  # the series is in the markets currency only
+    second = await cg.fetch(COINS[:2], ["usd"])
+    assert all(q.sparkline_7d is None for q in second)  # handed out once, not carried every round

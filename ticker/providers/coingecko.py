@@ -68,7 +68,8 @@ class CoinGecko:
         self._budget = budget
         self._monotonic = monotonic
         self._icons: dict[str, str] = {}
-        self._icons_due = 0.0
+        self._sparklines: dict[str, tuple[float, ...]] = {}  # handed out once, with the next quotes
+        self._markets_due = 0.0
 
     def supports(self, coin: Coin) -> bool:
         return self.name in coin.ids
@@ -78,7 +79,7 @@ class CoinGecko:
         ids = list(by_id)
         if not ids:
             return []
-        await self._refresh_icons(ids, currencies[0])
+        await self._refresh_markets(ids, currencies[0])
         quotes: list[Quote] = []
         for start in range(0, len(ids), self.batch_size):
             batch = ids[start : start + self.batch_size]
@@ -110,6 +111,7 @@ class CoinGecko:
             return []
         updated_at = unix_time(entry.get("last_updated_at"))
         icon = self._icons.get(coin.ids[self.name])
+        sparkline = self._sparklines.pop(coin.ids[self.name], None)
         quotes = []
         for currency in currencies:
             if currency not in entry:
@@ -130,28 +132,37 @@ class CoinGecko:
                     updated_at=updated_at,
                     source=self.name,
                     icon_url=icon,
+                    sparkline_7d=sparkline if currency == currencies[0] else None,
                 )
             )
         return quotes
 
-    async def _refresh_icons(self, ids: Sequence[str], currency: str) -> None:
-        """Icon URLs from /coins/markets, once a day; a failure here never costs a price round."""
-        if self._monotonic() < self._icons_due:
+    async def _refresh_markets(self, ids: Sequence[str], currency: str) -> None:
+        """Icon URLs and 7-day sparklines from /coins/markets, once a day; a failure never costs a price round."""
+        if self._monotonic() < self._markets_due:
             return
         try:
             for start in range(0, len(ids), MARKETS_PAGE):
-                rows = await self._markets(ids[start : start + MARKETS_PAGE], currency)
-                for row in rows:
-                    if isinstance(row, dict) and isinstance(row.get("id"), str) and _is_http_url(row.get("image")):
+                for row in await self._markets(ids[start : start + MARKETS_PAGE], currency, sparkline=True):
+                    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                        continue
+                    if _is_http_url(row.get("image")):
                         self._icons[row["id"]] = row["image"]
+                    series = _sparkline(row.get("sparkline_in_7d"))
+                    if series:
+                        self._sparklines[row["id"]] = series
         except ProviderError as err:
-            logger.info("coingecko: icon refresh failed, retrying in an hour: %s", err.message)
-            self._icons_due = self._monotonic() + ICON_RETRY_SECONDS
+            logger.info("coingecko: icon and sparkline refresh failed, retrying in an hour: %s", err.message)
+            self._markets_due = self._monotonic() + ICON_RETRY_SECONDS
             return
-        self._icons_due = self._monotonic() + ICON_REFRESH_SECONDS
+        self._markets_due = self._monotonic() + ICON_REFRESH_SECONDS
 
-    async def _markets(self, ids: Sequence[str], currency: str, *, symbols: str | None = None) -> list[Any]:
+    async def _markets(
+        self, ids: Sequence[str], currency: str, *, symbols: str | None = None, sparkline: bool = False
+    ) -> list[Any]:
         params = {"vs_currency": currency, "per_page": str(MARKETS_PAGE), "page": "1"}
+        if sparkline:
+            params["sparkline"] = "true"
         if symbols:
             params |= {"symbols": symbols, "include_tokens": "all"}
         else:
@@ -184,6 +195,14 @@ class CoinGecko:
             if isinstance(row, dict) and isinstance(row.get("id"), str)
         ]
         return sorted(found, key=lambda c: -(c.market_cap or 0.0))
+
+
+def _sparkline(value: Any) -> tuple[float, ...]:
+    """`sparkline_in_7d.price`: hourly prices, oldest first; non-numbers dropped."""
+    prices = value.get("price") if isinstance(value, dict) else None
+    if not isinstance(prices, list):
+        return ()
+    return tuple(p for p in (json_number(x) for x in prices[-200:]) if p is not None and p > 0)
 
 
 def _is_http_url(value: Any) -> bool:
