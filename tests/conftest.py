@@ -90,6 +90,7 @@ async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
             await store.put(snapshot)
         app = create_app(settings, store=store, clock=clock)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        client.store = store  # type: ignore[attr-defined]  # lets a test put a new snapshot
         clients.append(client)
         return client
 

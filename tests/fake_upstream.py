@@ -2,14 +2,19 @@
 
 For end-to-end tests of the real `ticker serve`: each side serves the documented response shapes
 from a dict the test edits, counts its requests, and can be told to fail (status, body, headers)
-so tests can switch faults on and off while the service runs.
+so tests can switch faults on and off while the service runs. With `serve_icons=True` it also serves
+a small real PNG at the `/img/<id>.png` URLs its /coins/markets rows point to (off by default, where
+those URLs answer 404 as before).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,10 +44,31 @@ class Side:
         return self.updated_at or int(time.time())
 
 
+def icon_png(coin_id: str, size: int = 32) -> bytes:
+    """A real size x size RGBA PNG: a disc in a colour derived from the id, transparent around it."""
+    r, g, b = hashlib.sha256(coin_id.encode()).digest()[:3]
+    centre, radius = (size - 1) / 2, size / 2
+    rows = b""
+    for y in range(size):
+        row = bytearray([0])  # filter: none
+        for x in range(size):
+            inside = (x - centre) ** 2 + (y - centre) ** 2 <= radius**2
+            row += bytes((r, g, b, 255 if inside else 0))
+        rows += bytes(row)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, *, serve_icons: bool = False) -> None:
         self.coingecko = Side()
         self.coinpaprika = Side()
+        self.serve_icons = serve_icons
+        self.icon_requests = 0  # counted apart from the providers' requests
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -69,6 +95,10 @@ class FakeUpstream:
         self._server.server_close()
 
     def _respond(self, path: str, query: dict[str, list[str]]) -> Reply:
+        if self.serve_icons and path.startswith("/img/") and path.endswith(".png"):
+            with self._lock:
+                self.icon_requests += 1
+            return 200, icon_png(path[len("/img/") : -len(".png")]), {"content-type": "image/png"}
         side, answer = self._route(path)
         if side is None or answer is None:
             return 404, b'{"error":"Not Found"}', JSON

@@ -135,3 +135,19 @@ async def test_cors_is_public_read_only_without_credentials(make_client, setting
     response = await client.get("/api/v1/prices", headers={"origin": "https://blog.example"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
+    assert "origin" not in response.headers["vary"].lower()  # no Vary: Origin where the answer never varies
+
+
+async def test_cors_with_a_list_of_origins(make_client, tmp_path):
+    settings = settings_from(tmp_path, '[server]\ncors_origins = ["https://blog.example"]')
+    client = await make_client(settings, full_snapshot())
+    allowed = await client.get("/api/v1/prices", headers={"origin": "https://blog.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://blog.example"
+    assert "Origin" in allowed.headers.get_list("vary")
+    other = await client.get("/api/v1/prices", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    preflight = await client.options(
+        "/api/v1/prices", headers={"origin": "https://blog.example", "access-control-request-method": "GET"}
+    )
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-methods"] == "GET, HEAD"
+    assert "access-control-allow-credentials" not in preflight.headers

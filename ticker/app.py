@@ -16,17 +16,17 @@ from datetime import datetime
 import anyio
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
 from ticker.models import utcnow
 from ticker.poller import Poller
+from ticker.prepared import ErrorPage, PreparedEndpoint, Render
 from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
+from ticker.security import CorsPolicy
 from ticker.store import SnapshotStore
 from ticker.views import Views
 from ticker.widget import WidgetRenderer
@@ -79,17 +79,27 @@ def create_app(
                 yield
                 tasks.cancel_scope.cancel()
 
-    api = [
-        Route("/prices", views.prices, name="prices"),
-        Route("/prices/{symbol}", views.price, name="price"),
-    ]
-    cors = Middleware(
-        CORSMiddleware, allow_origins=list(settings.server.cors_origins), allow_methods=["GET"], allow_credentials=False
-    )
+    cors = CorsPolicy(settings.server.cors_origins)
+
+    def prepared(render: Render, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
+        return PreparedEndpoint(
+            render, error_page, lambda: store.version, clock=lambda: clock().timestamp(), cors=cors if api else None
+        )
+
+    get = ["GET", "HEAD"]
+    api = ["GET", "HEAD", "OPTIONS"]
     routes = [
-        Mount("/api/v1", routes=api, middleware=[cors]),
-        Route("/widget", views.widget, name="widget"),
-        Route("/widget/fragment", views.fragment, name="fragment"),
+        Route(
+            "/api/v1/prices", prepared(views.render_prices, views.json_error_page, api=True), methods=api, name="prices"
+        ),
+        Route(
+            "/api/v1/prices/{symbol}",
+            prepared(views.render_price, views.json_error_page, api=True),
+            methods=api,
+            name="price",
+        ),
+        Route("/widget", prepared(views.render_widget, views.html_error_page), methods=get, name="widget"),
+        Route("/widget/fragment", prepared(views.render_fragment, views.html_error_page), methods=get, name="fragment"),
         Route("/widget/site.css", views.site_css, name="site_css"),
         Route("/icons/{symbol}", views.icon, name="icon"),
         Route("/embed.js", views.embed_js, name="embed_js"),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ticker.history import series
 from ticker.models import Coin, Snapshot, iso
+
+DATE_SHOWN_AFTER = timedelta(hours=20)  # "as of 14:05 UTC" becomes "as of Nov 26 14:05 UTC"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Board:
     currency: str
     generated_at: datetime | None
     rows: tuple[Row, ...]
+    valid_until: datetime | None = None  # when a row's stale/unavailable state (or its "as of" text) next changes
 
     @property
     def stale(self) -> bool:
@@ -81,7 +84,18 @@ def build_board(
     rows = tuple(_row(snapshot, coin, currency, now, stale_after, max_stale) for coin in coins)
     if with_history and snapshot is not None:
         rows = tuple(replace(row, history=tuple(series(snapshot.history, row.symbol))) for row in rows)
-    return Board(currency, snapshot.generated_at if snapshot else None, rows)
+    changes = [
+        moment
+        for row in rows
+        if row.updated_at is not None and row.source != "static"
+        for moment in (
+            row.updated_at + timedelta(seconds=stale_after),
+            row.updated_at + timedelta(seconds=max_stale),
+            row.updated_at + DATE_SHOWN_AFTER,
+        )
+        if moment > now
+    ]
+    return Board(currency, snapshot.generated_at if snapshot else None, rows, min(changes, default=None))
 
 
 def _row(

@@ -38,3 +38,38 @@ def widget_csp(*, style_hash: str, script_hash: str, allowed_framers: Sequence[s
         f"default-src 'none'; style-src {styles}; script-src {script_hash}; img-src 'self' data:; "
         f"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors(allowed_framers)}"
     )
+
+
+class CorsPolicy:
+    """Who may read /api/* from a browser: public JSON, GET only, never with credentials.
+
+    With "*" the header is constant and goes into the precomputed headers; with a list of
+    origins it is chosen per request from the Origin header (and `Vary: Origin` says so).
+    """
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self.wildcard = "*" in origins
+        self._allowed = {origin.rstrip("/").encode() for origin in origins if origin != "*"}
+
+    @property
+    def static_headers(self) -> dict[str, str]:
+        return {"access-control-allow-origin": "*"} if self.wildcard else {}
+
+    def headers_for(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        if self.wildcard or not origin:
+            return []
+        if origin in self._allowed:
+            return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        return [(b"vary", b"Origin")]
+
+    def preflight(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        allow = b"*" if self.wildcard else (origin if origin in self._allowed else b"")
+        if not allow:
+            return [(b"vary", b"Origin")]
+        return [
+            (b"access-control-allow-origin", allow),
+            (b"access-control-allow-methods", b"GET, HEAD"),
+            (b"access-control-allow-headers", b"If-None-Match"),
+            (b"access-control-max-age", b"86400"),
+            (b"vary", b"Origin"),
+        ]

@@ -6,24 +6,31 @@ escaped HTML page on /widget*); nothing a visitor sends reaches a provider.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ticker.board import Board, build_board
 from ticker.coins import canonical_symbol
 from ticker.config import Settings
-from ticker.exceptions import QueryError
 from ticker.icons import IconCache
 from ticker.models import Coin, iso, utcnow
+from ticker.prepared import NotFound, Prepared, cache_headers
 from ticker.query import canonical_query, echo, select, select_currency, widget_options
-from ticker.security import LANDING_CSP, widget_csp
+from ticker.security import COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
 from ticker.store import SnapshotStore
 from ticker.widget import TEMPLATES, Page, WidgetRenderer
 
 HTML_TYPE = "text/html; charset=utf-8"
+JSON_TYPE = "application/json"
+API_HEADERS = {"content-security-policy": NO_FRAMING_CSP}
+# A fragment is included into other pages by their servers: it never runs as a document of ours.
+FRAGMENT_HEADERS = API_HEADERS
 LANDING_CSS = (TEMPLATES / "landing.css").read_bytes()
 
 
@@ -41,6 +48,7 @@ class Views:
         self._store = store
         self._renderer = renderer
         self._icons = icons
+        self._api_headers = API_HEADERS | CorsPolicy(settings.server.cors_origins).static_headers
         self._widget_headers = {
             "content-security-policy": widget_csp(
                 style_hash=renderer.STYLE_HASH,
@@ -63,41 +71,34 @@ class Views:
             with_history=with_history,
         )
 
-    async def prices(self, request: Request) -> Response:
-        try:
-            selection = select(request.query_params, self._settings)
-        except QueryError as err:
-            return json_error(str(err), 400)
+    def render_prices(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
+        version = self._store.version
+        selection = select(query, self._settings)
         board = self.board(selection.coins, selection.currency, self._clock())
-        return JSONResponse(board.to_json(self._settings.server.public_url))
+        return self._prepared(json_bytes(board.to_json(self._settings.server.public_url)), JSON_TYPE, board, version)
 
-    async def price(self, request: Request) -> Response:
-        raw = request.path_params["symbol"]
+    def render_price(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
+        version = self._store.version
+        raw = str(path_params["symbol"])
         coin = self._settings.coins_by_symbol.get(canonical_symbol(raw))
         if coin is None:
-            allowed = ", ".join(self._settings.coins_by_symbol)
-            return json_error(f"unknown coin {echo(raw)}; configured: {allowed}", 404)
-        try:
-            currency = select_currency(request.query_params, self._settings)
-        except QueryError as err:
-            return json_error(str(err), 400)
+            raise NotFound(f"unknown coin {echo(raw)}; configured: {', '.join(self._settings.coins_by_symbol)}")
+        currency = select_currency(query, self._settings)
         board = self.board((coin,), currency, self._clock())
         row = board.rows[0].to_json(self._settings.server.public_url)
         body = row | {"currency": currency, "generated_at": iso(board.generated_at)}
-        return JSONResponse(body)
+        return self._prepared(json_bytes(body), JSON_TYPE, board, version)
 
-    async def widget(self, request: Request) -> Response:
-        return self._html(request, fragment=False)
+    def render_widget(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
+        return self._html(query, fragment=False)
 
-    async def fragment(self, request: Request) -> Response:
-        return self._html(request, fragment=True)
+    def render_fragment(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
+        return self._html(query, fragment=True)
 
-    def _html(self, request: Request, *, fragment: bool) -> Response:
-        try:
-            selection = select(request.query_params, self._settings)
-            options = widget_options(request.query_params, self._settings)
-        except QueryError as err:
-            return HTMLResponse(self._renderer.error(str(err)), 400, media_type=HTML_TYPE)
+    def _html(self, query: QueryParams, *, fragment: bool) -> Prepared:
+        version = self._store.version
+        selection = select(query, self._settings)
+        options = widget_options(query, self._settings)
         now = self._clock()
         with_history = options.sparkline and selection.currency == self._settings.market.default_currency
         board = self.board(selection.coins, selection.currency, now, with_history=with_history)
@@ -108,9 +109,28 @@ class Views:
             css_url=f"{base}/widget/site.css" if self._settings.widget.css_file else None,
         )
         if fragment:
-            return HTMLResponse(self._renderer.fragment(board, options, now=now, page=page), media_type=HTML_TYPE)
-        body = self._renderer.document(board, options, now=now, page=page)
-        return HTMLResponse(body, media_type=HTML_TYPE, headers=self._widget_headers)
+            html = self._renderer.fragment(board, options, now=now, page=page)
+            return self._prepared(html.encode(), HTML_TYPE, board, version, FRAGMENT_HEADERS)
+        html = self._renderer.document(board, options, now=now, page=page)
+        return self._prepared(html.encode(), HTML_TYPE, board, version, self._widget_headers)
+
+    def _prepared(
+        self, body: bytes, content_type: str, board: Board, version: int, extra: Mapping[str, str] | None = None
+    ) -> Prepared:
+        poller = self._settings.poller
+        generated = board.generated_at.timestamp() if board.generated_at else None
+        caching = cache_headers(
+            interval=poller.interval_seconds, max_stale=poller.max_stale_seconds, generated_at=generated
+        )
+        headers = COMMON_HEADERS | dict(self._api_headers if extra is None else extra) | caching
+        valid_until = board.valid_until.timestamp() if board.valid_until else None
+        return Prepared(body, content_type, headers, version, valid_until)
+
+    def json_error_page(self, message: str, status: int) -> Response:
+        return JSONResponse({"error": message}, status, headers=COMMON_HEADERS | self._api_headers)
+
+    def html_error_page(self, message: str, status: int) -> Response:
+        return HTMLResponse(self._renderer.error(message), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
         """A coin's icon from our cache, or its monogram; never a redirect to the provider's host."""
@@ -178,5 +198,5 @@ class Views:
         return JSONResponse(body, status_code=200 if ready else 503)
 
 
-def json_error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def json_bytes(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
-from ticker.board import Board, Row
+from ticker.board import DATE_SHOWN_AFTER, Board, Row
 from ticker.config import LAYOUTS, Settings
 from ticker.formatting import UNKNOWN, currency_name, display_decimal, format_change, format_price
 from ticker.query import WidgetOptions
@@ -190,6 +190,6 @@ def spoken(row: Row, currency: str, locale: str, direction: str) -> str:
 
 def clock_time(moment: datetime, now: datetime) -> str:
     """'14:05 UTC' today, 'Nov 26 14:05 UTC' for older times."""
-    if now - moment < timedelta(hours=20):
+    if now - moment < DATE_SHOWN_AFTER:
         return f"{moment:%H:%M} UTC"
     return f"{moment:%b %d %H:%M} UTC"

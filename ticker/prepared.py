@@ -1,0 +1,180 @@
+"""Responses rendered once per snapshot and served as bytes.
+
+The price data changes once per poll, so a visitor's request is a dict
+lookup: the body (and its gzip form, compressed once), a strong ETag and
+every header are prepared the first time a variant is asked for and kept
+until the snapshot changes or a coin's stale/unavailable state flips. The
+cache is keyed by the raw query string and bounded (LRU), so no query can
+make the server hold unbounded memory; equivalent spellings share one
+rendered body.
+
+The endpoints are plain ASGI callables (no Request object, no middleware
+on the hot path); a query that fails validation gets its error response
+rendered fresh and never cached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ticker.exceptions import QueryError
+from ticker.security import CorsPolicy
+
+MAX_VARIANTS = 512
+GZIP_MIN_BYTES = 512
+
+
+class NotFound(Exception):
+    """The path names something not configured (404, with a message that says what is)."""
+
+
+@dataclass
+class Prepared:
+    """One rendered variant: body, validators and headers, ready to send."""
+
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]
+    version: int  # the store version it was rendered from
+    valid_until: float | None  # epoch seconds when a coin's stale state flips; None: until the next snapshot
+    etag: bytes = b""
+    _raw: list[tuple[bytes, bytes]] = field(default_factory=list)
+    _gzip: bytes | None = None
+
+    def __post_init__(self) -> None:
+        self.etag = b'"' + hashlib.sha256(self.body).hexdigest()[:32].encode() + b'"'
+        self._raw = [(b"content-type", self.content_type.encode()), (b"etag", self.etag)]
+        self._raw += [(name.lower().encode(), value.encode()) for name, value in self.headers.items()]
+
+    def gzipped(self) -> bytes:
+        if self._gzip is None:
+            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzip
+
+    def fresh(self, version: int, now: float) -> bool:
+        return self.version == version and (self.valid_until is None or now < self.valid_until)
+
+
+def cache_headers(*, interval: float, max_stale: float, generated_at: float | None) -> dict[str, str]:
+    """Constant per snapshot (never the request time): a CDN may serve it for an interval, and on through errors."""
+    headers = {
+        "cache-control": (
+            f"public, max-age={max(int(interval), 1)}, stale-while-revalidate={max(int(interval), 1)}, "
+            f"stale-if-error={int(max_stale)}"
+        ),
+        "vary": "Accept-Encoding",
+    }
+    if generated_at is not None:
+        headers["last-modified"] = format_datetime(datetime.fromtimestamp(generated_at, UTC), usegmt=True)
+    return headers
+
+
+Render = Callable[[Mapping[str, Any], QueryParams], Prepared]
+ErrorPage = Callable[[str, int], Response]
+
+
+class PreparedEndpoint:
+    """An ASGI endpoint that serves `render`'s output from a bounded cache of variants."""
+
+    def __init__(
+        self,
+        render: Render,
+        error_page: ErrorPage,
+        version: Callable[[], int],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_variants: int = MAX_VARIANTS,
+        cors: CorsPolicy | None = None,
+    ) -> None:
+        self._cors = cors
+        self._render = render
+        self._error_page = error_page
+        self._version = version
+        self._clock = clock
+        self._max = max_variants
+        self._cache: OrderedDict[tuple[str, bytes], Prepared] = OrderedDict()
+        self.renders = 0  # how many bodies were rendered, for tests and the benchmark
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "OPTIONS":
+            await self._preflight(scope, send)
+            return
+        key = (scope["path"], scope["query_string"])
+        prepared = self._cache.get(key)
+        if prepared is None or not prepared.fresh(self._version(), self._clock()):
+            try:
+                prepared = self._prepare(scope)
+            except QueryError as err:
+                await self._error_page(str(err), 400)(scope, receive, send)
+                return
+            except NotFound as err:
+                await self._error_page(str(err), 404)(scope, receive, send)
+                return
+            self._remember(key, prepared)
+        extra = self._cors.headers_for(_header(scope, b"origin")) if self._cors else []
+        await _send(prepared, scope, send, extra)
+
+    async def _preflight(self, scope: Scope, send: Send) -> None:
+        headers = self._cors.preflight(_header(scope, b"origin")) if self._cors else []
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _prepare(self, scope: Scope) -> Prepared:
+        self.renders += 1
+        query = QueryParams(scope["query_string"].decode("latin-1"))
+        return self._render(scope.get("path_params", {}), query)
+
+    def _remember(self, key: tuple[str, bytes], prepared: Prepared) -> None:
+        self._cache[key] = prepared
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return b""
+
+
+async def _send(prepared: Prepared, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+    if_none_match = accept_encoding = b""
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            if_none_match = value
+        elif name == b"accept-encoding":
+            accept_encoding = value
+    if if_none_match and _matches(if_none_match, prepared.etag):
+        await send({"type": "http.response.start", "status": 304, "headers": prepared._raw[1:] + extra})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = prepared.body
+    headers = prepared._raw + extra
+    if b"gzip" in accept_encoding and len(body) >= GZIP_MIN_BYTES:
+        body = prepared.gzipped()
+        headers.append((b"content-encoding", b"gzip"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+
+
+def _matches(if_none_match: bytes, etag: bytes) -> bool:
+    if if_none_match.strip() == b"*":
+        return True
+    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in if_none_match.split(b","))
