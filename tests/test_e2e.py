@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -245,3 +246,33 @@ def test_faults_switch_sources_staleness_and_readiness(tmp_path, upstream):
     assert "Traceback" not in log
     assert log.count("provider coingecko failing") == 2  # once per outage, not once per round
     assert "failover: ARRR, BTC, ETH now from coingecko -> coinpaprika" in log
+
+
+def test_stream_pushes_snapshots_and_shutdown_ends_open_streams(tmp_path, upstream):
+    service = Service(write_config(tmp_path, upstream, interval=1), free_port())
+    service.wait_ready()
+    events: list[dict] = []
+    try:
+        assert service.get("/api/v1/stream?coins=NOPE").status_code == 400
+        with httpx.stream("GET", f"{service.url}/api/v1/stream?coins=BTC", timeout=5) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            started = time.monotonic()
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if len(events) == 1:
+                        assert time.monotonic() - started < 0.5  # sent at once on connect
+                        assert events[0] == service.get("/api/v1/prices?coins=BTC").json()
+                        upstream.coingecko.prices["bitcoin"]["usd"] = (95000.25, 2.0)
+                    elif events[-1]["coins"][0]["price"] == 95000.25:
+                        break
+                assert time.monotonic() - started < 3, "no event for the new snapshot"
+        with httpx.stream("GET", f"{service.url}/api/v1/stream", timeout=5) as open_stream:
+            next(open_stream.iter_lines())
+            elapsed = service.stop()
+    finally:
+        if service.proc.poll() is None:
+            service.stop()
+    assert elapsed < 2.0, "SIGTERM with an open stream must stop within 2 s"
+    assert "Traceback" not in service.log.read_text()

@@ -28,6 +28,7 @@ from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
 from ticker.security import CorsPolicy
 from ticker.store import SnapshotStore
+from ticker.stream import PriceStream
 from ticker.views import Views
 from ticker.widget import WidgetRenderer
 
@@ -77,9 +78,11 @@ def create_app(
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(poller.run_forever)
                 yield
+                closing.set()
                 tasks.cancel_scope.cancel()
 
     cors = CorsPolicy(settings.server.cors_origins)
+    closing = anyio.Event()  # set at shutdown: ends open event streams
 
     def prepared(render: Render, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
         return PreparedEndpoint(
@@ -88,10 +91,11 @@ def create_app(
 
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
+    prices = prepared(views.render_prices, views.json_error_page, api=True)
+    stream = PriceStream(prices, store, closing, clock=lambda: clock().timestamp())
     routes = [
-        Route(
-            "/api/v1/prices", prepared(views.render_prices, views.json_error_page, api=True), methods=api, name="prices"
-        ),
+        Route("/api/v1/prices", prices, methods=api, name="prices"),
+        Route("/api/v1/stream", stream, methods=["GET"], name="stream"),
         Route(
             "/api/v1/prices/{symbol}",
             prepared(views.render_price, views.json_error_page, api=True),

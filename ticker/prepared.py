@@ -111,25 +111,37 @@ class PreparedEndpoint:
         if scope["method"] == "OPTIONS":
             await self._preflight(scope, send)
             return
-        key = (scope["path"], scope["query_string"])
-        prepared = self._cache.get(key)
-        if prepared is None or not prepared.fresh(self._version(), self._clock()):
-            try:
-                prepared = self._prepare(scope)
-            except QueryError as err:
-                await self._error_page(str(err), 400)(scope, receive, send)
-                return
-            except NotFound as err:
-                await self._error_page(str(err), 404)(scope, receive, send)
-                return
-            self._remember(key, prepared)
-        extra = self._cors.headers_for(_header(scope, b"origin")) if self._cors else []
+        try:
+            prepared = self.get(scope)
+        except QueryError as err:
+            await self._error_page(str(err), 400)(scope, receive, send)
+            return
+        except NotFound as err:
+            await self._error_page(str(err), 404)(scope, receive, send)
+            return
+        extra = self._cors.headers_for(header_value(scope, b"origin")) if self._cors else []
         await _send(prepared, scope, send, extra)
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
-        headers = self._cors.preflight(_header(scope, b"origin")) if self._cors else []
+        headers = self._cors.preflight(header_value(scope, b"origin")) if self._cors else []
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+
+    def get(self, scope: Scope) -> Prepared:
+        """The current rendering for this request's path and query; raises QueryError or NotFound."""
+        key = (scope["path"], scope["query_string"])
+        prepared = self._cache.get(key)
+        if prepared is None or not prepared.fresh(self._version(), self._clock()):
+            prepared = self._prepare(scope)
+            self._remember(key, prepared)
+        return prepared
+
+    def error_page(self, message: str, status: int) -> Response:
+        return self._error_page(message, status)
+
+    @property
+    def cors(self) -> CorsPolicy | None:
+        return self._cors
 
     def _prepare(self, scope: Scope) -> Prepared:
         self.renders += 1
@@ -146,7 +158,7 @@ class PreparedEndpoint:
         self._cache.clear()
 
 
-def _header(scope: Scope, name: bytes) -> bytes:
+def header_value(scope: Scope, name: bytes) -> bytes:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)

@@ -32,6 +32,7 @@ class SnapshotStore:
         self._path = snapshot_path
         self._current: Snapshot | None = None
         self._write_failing = False
+        self._changed = anyio.Event()
         self.version = 0  # bumps on every put, so readers can tell a new snapshot cheaply
 
     @property
@@ -60,6 +61,13 @@ class SnapshotStore:
     def _set_current(self, snapshot: Snapshot) -> None:
         self._current = snapshot
         self.version += 1
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def wait_for_change(self, seen_version: int) -> None:
+        """Return once the store holds a snapshot newer than `seen_version` (at once if it already does)."""
+        while self.version == seen_version:
+            await self._changed.wait()
 
     def _persist(self, raw: bytes) -> None:
         assert self._path is not None
