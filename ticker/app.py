@@ -21,12 +21,14 @@ from starlette.routing import Route
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
+from ticker.logs import setup_logging
 from ticker.models import utcnow
 from ticker.poller import Poller
 from ticker.prepared import ErrorPage, PreparedEndpoint, Render
 from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
 from ticker.security import CorsPolicy
+from ticker.shared import LEASE_KEY, PollerLease, RedisHealth, RedisSnapshotStore, SharedPolling, redis_cache
 from ticker.store import SnapshotStore
 from ticker.stream import PriceStream
 from ticker.views import Views
@@ -46,13 +48,20 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> Starlette:
+    shared = settings.cache.shared and not demo and store is None
     if store is None:
-        # Demo prices must never land in the snapshot file that real prices are restored from.
-        store = SnapshotStore(snapshot_path=None if demo else settings.cache.snapshot_path)
+        # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
+        path = None if demo else settings.cache.snapshot_path
+        if shared:
+            cache = redis_cache(settings.cache.url, settings.cache.namespace)
+            store = RedisSnapshotStore(cache, snapshot_path=path, health=RedisHealth())
+        else:
+            store = SnapshotStore(snapshot_path=path)
     renderer = WidgetRenderer(settings)
     snapshot_path = settings.cache.snapshot_path
     icons = IconCache(snapshot_path.parent / "icons" if snapshot_path and not demo else None)
     views = Views(settings, store, renderer, icons, clock=clock)
+    interval = settings.poller.interval_seconds
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,23 +72,45 @@ def create_app(
         timeout = httpx.Timeout(settings.poller.timeout_seconds)
         headers = {"user-agent": USER_AGENT}
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
+            sharing = store if isinstance(store, RedisSnapshotStore) else None
             providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
             poller = Poller(
                 providers,
                 store,
                 settings.market.coins,
                 settings.market.currencies,
-                interval=settings.poller.interval_seconds,
+                interval=interval,
                 clock=clock,
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
-                after_round=lambda snapshot: icons.refresh(client, snapshot.icons),
+                after_round=lambda snapshot: icons.refresh(client, snapshot.icons, shared=sharing),
             )
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(poller.run_forever)
-                yield
-                closing.set()
-                tasks.cancel_scope.cancel()
+                if sharing is None:
+                    tasks.start_soon(poller.run_forever)
+                else:
+                    lease = PollerLease(sharing.redis, sharing.key(LEASE_KEY), ttl=1.5 * interval)
+                    polling = SharedPolling(
+                        poller.run_once,
+                        sharing,
+                        lease,
+                        interval=interval,
+                        fallback_after=settings.poller.stale_after_seconds if settings.cache.redis_fallback else None,
+                        on_follow=lambda snapshot: icons.refresh(
+                            client, snapshot.icons, shared=sharing, download=False
+                        ),
+                        sleep=sleep,
+                    )
+                    tasks.start_soon(polling.run_forever)
+                try:
+                    yield
+                finally:
+                    closing.set()
+                    tasks.cancel_scope.cancel()
+            if sharing is not None:
+                with anyio.CancelScope(shield=True):
+                    await lease.release()
+                    await sharing.close()
 
     cors = CorsPolicy(settings.server.cors_origins)
     closing = anyio.Event()  # set at shutdown: ends open event streams
@@ -116,5 +147,6 @@ def create_app(
 
 
 def app_from_environment() -> Starlette:
-    """A no-argument factory (`uvicorn --factory ticker.app:app_from_environment`): config from TICKER_CONFIG."""
-    return create_app(load_settings(os.environ.get("TICKER_CONFIG") or None), demo=os.environ.get("TICKER_DEMO") == "1")
+    """A no-argument factory for `uvicorn --factory` (and `ticker serve --workers N`): config from TICKER_CONFIG."""
+    setup_logging(os.environ.get("TICKER_LOG_FORMAT", "text"))
+    return create_app(load_settings(os.environ.get("TICKER_CONFIG") or None))

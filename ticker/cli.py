@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from ticker import __version__
 from ticker.config import LOG_FORMATS, Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
 from ticker.formatting import format_change, format_price
+from ticker.logs import setup_logging
 from ticker.models import Quote, iso
 from ticker.providers import build_providers
 from ticker.providers.demo import DemoSource
@@ -86,24 +86,34 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers: expected 1 or more, got {args.workers}")
     if args.workers > 1:
-        raise ConfigError(
-            f'--workers {args.workers}: several workers need a shared cache (cache.url = "redis://...") '
-            "so that one poller serves them all; run one worker with the memory cache"
-        )
-    setup_logging(args.log_format or settings.server.log_format)
+        if not settings.cache.shared or settings.source is None:
+            raise ConfigError(
+                f'--workers {args.workers}: several workers need a shared cache (cache.url = "redis://..." in '
+                "a config file) so that one poller serves them all; run one worker with the memory cache"
+            )
+        if args.demo:
+            raise ConfigError("--workers: demo mode runs in one worker")
+    log_format = args.log_format or settings.server.log_format
+    setup_logging(log_format)
     if args.demo:
         logger.warning("demo mode: serving simulated prices, not market data")
-    app = create_app(settings, demo=args.demo)
     logger.info("ticker %s listening on http://%s:%d", __version__, host, port)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=1,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 1,
+    }
+    if args.workers > 1:
+        # Each worker process builds its own app from the same config file; the Redis lease picks one poller.
+        assert settings.source is not None
+        os.environ["TICKER_CONFIG"] = str(settings.source.resolve())
+        os.environ["TICKER_LOG_FORMAT"] = log_format
+        uvicorn.run("ticker.app:app_from_environment", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings, demo=args.demo), **options)
     return 0
 
 
@@ -195,32 +205,3 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def setup_logging(log_format: str, *, level: int | None = None) -> None:
-    handler = logging.StreamHandler()
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("TICKER_LOG_LEVEL", "INFO").upper())
-    # httpx logs every request URL at INFO; keep it (and httpcore) quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -77,6 +77,11 @@ class CacheSettings:
     url: str = "memory://"
     namespace: str = "ticker"
     snapshot_path: Path | None = None  # None: persistence off
+    redis_fallback: bool = True  # Redis away longer than stale_after_seconds: each instance polls on its own
+
+    @property
+    def shared(self) -> bool:
+        return self.url.startswith(("redis://", "rediss://"))
 
 
 @dataclass(frozen=True)
@@ -349,9 +354,10 @@ def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:
         raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {_describe(namespace)}")
     default_path = "ticker-snapshot.json" if base_dir else str(default_state_dir() / "snapshot.json")
     raw_path = table.take("snapshot_path", str, default_path)
+    redis_fallback = table.take("redis_fallback", bool, True)
     table.finish()
     snapshot_path = _resolve_path(raw_path, base_dir) if raw_path else None
-    return CacheSettings(url, namespace, snapshot_path)
+    return CacheSettings(url, namespace, snapshot_path, redis_fallback)
 
 
 def _parse_server(table: _Table) -> ServerSettings:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -88,22 +89,45 @@ class IconCache:
         except OSError as err:
             logger.warning("cannot save icon of %s in %s: %s", symbol, self._dir, err)
 
-    async def refresh(self, client: httpx.AsyncClient, urls: Mapping[str, str]) -> int:
-        """Download the icons not held yet (failures retried a day later); returns how many were added."""
+    async def refresh(
+        self,
+        client: httpx.AsyncClient,
+        urls: Mapping[str, str],
+        *,
+        shared: SharedIcons | None = None,
+        download: bool = True,
+    ) -> int:
+        """Fetch the icons not held yet: from the shared store first, else (if `download`) from upstream.
+
+        Failed downloads are retried a day later. Returns how many icons were added.
+        """
         added = 0
         for symbol, url in urls.items():
             if symbol in self._icons or not symbol.isalnum():
                 continue
-            failed = self._failed_at.get(symbol)
-            if failed is not None and self._monotonic() - failed < RETRY_SECONDS:
-                continue
-            icon = await download_icon(client, url)
-            if icon is None:
-                self._failed_at[symbol] = self._monotonic()
-                continue
-            self.put(symbol, icon)
-            added += 1
+            icon = await shared.get_icon(symbol) if shared is not None else None
+            if icon is None and download:
+                failed = self._failed_at.get(symbol)
+                if failed is not None and self._monotonic() - failed < RETRY_SECONDS:
+                    continue
+                icon = await download_icon(client, url)
+                if icon is None:
+                    self._failed_at[symbol] = self._monotonic()
+                    continue
+                if shared is not None:
+                    await shared.put_icon(symbol, icon)
+            if icon is not None and icon.content_type in RASTER_TYPES and _sniff(icon.body) == icon.content_type:
+                self.put(symbol, icon)
+                added += 1
         return added
+
+
+class SharedIcons(Protocol):
+    """Where instances share downloaded icons (Redis), so only the poller downloads them."""
+
+    async def get_icon(self, symbol: str) -> Icon | None: ...
+
+    async def put_icon(self, symbol: str, icon: Icon) -> None: ...
 
 
 async def download_icon(client: httpx.AsyncClient, url: str) -> Icon | None:

@@ -140,7 +140,16 @@ class Snapshot:
         return self.quotes.get((symbol, currency))
 
     def to_json(self) -> bytes:
-        data = {
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Snapshot:
+        """Rebuild a snapshot; raises ValueError (or KeyError/TypeError) on a damaged one."""
+        return cls.from_dict(json.loads(raw))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data: the form saved to the snapshot file and shared through Redis."""
+        return {
             "version": 1,
             "generated_at": iso(self.generated_at),
             "quotes": [quote.to_dict() for quote in self.quotes.values()],
@@ -148,12 +157,9 @@ class Snapshot:
             "history": {symbol: [list(point) for point in points] for symbol, points in self.history.items()},
             "icons": dict(self.icons),
         }
-        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Snapshot:
-        """Rebuild a snapshot; raises ValueError (or KeyError/TypeError) on a damaged one."""
-        data = json.loads(raw)
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
         quotes = [Quote.from_dict(item) for item in data["quotes"]]
         return cls(
             generated_at=parse_iso(data["generated_at"]),

@@ -43,18 +43,26 @@ class SnapshotStore:
         """At start: the cached snapshot if any, else the one persisted on disk."""
         raw = await self._cache.get(SNAPSHOT_KEY)
         snapshot = _decode(raw, "cache") if raw is not None else None
-        if snapshot is None and self._path is not None:
-            snapshot = await anyio.to_thread.run_sync(_read_file, self._path)
-            if snapshot is not None:
-                await self._cache.set(SNAPSHOT_KEY, snapshot.to_json())
         if snapshot is not None:
             self._set_current(snapshot)
-        return snapshot
+            return snapshot
+        return await self._load_file()
 
     async def put(self, snapshot: Snapshot) -> None:
         raw = snapshot.to_json()
         self._set_current(snapshot)
         await self._cache.set(SNAPSHOT_KEY, raw)
+        await self._persist_file(raw)
+
+    async def _load_file(self) -> Snapshot | None:
+        if self._path is None:
+            return None
+        snapshot = await anyio.to_thread.run_sync(_read_file, self._path)
+        if snapshot is not None:
+            self._set_current(snapshot)
+        return snapshot
+
+    async def _persist_file(self, raw: bytes) -> None:
         if self._path is not None:
             await anyio.to_thread.run_sync(self._persist, raw)
 

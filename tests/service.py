@@ -1,0 +1,107 @@
+"""Run the real `ticker serve` as a subprocess, with a config whose providers all point at a fake upstream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fake_upstream import FakeUpstream
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A running `ticker serve`; stopped with SIGTERM at the end."""
+
+    def __init__(self, config: Path, port: int, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.url, timeout=5)
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        self.log = config.parent / f"serve-{port}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ticker", "serve", "--config", str(config), "--port", str(port), *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ticker serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready after {timeout} s: {self.log.read_text()}")
+
+    def get(self, path: str) -> httpx.Response:
+        return self.client.get(path)
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        self.client.close()
+        if self.proc.poll() is not None:
+            return 0.0
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        return time.monotonic() - started
+
+
+def write_config(
+    tmp_path: Path,
+    upstream: FakeUpstream,
+    interval: float,
+    *,
+    providers=("coingecko",),
+    poller: str = "",
+    cache: str = 'snapshot_path = "state/snapshot.json"',
+    name: str = "ticker.toml",
+) -> Path:
+    """A config whose providers all point at the fake upstream: no test ever reaches a real API."""
+    config = tmp_path / name
+    config.write_text(f"""
+[market]
+coins = ["BTC", "ETH", "ARRR", {{ symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }}]
+currencies = ["usd", "eur"]
+[poller]
+interval_seconds = {interval}
+timeout_seconds = 1
+providers = {list(providers)!r}
+{poller}
+[providers.coingecko]
+base_url = "{upstream.coingecko_url}"
+requests_per_minute = 600
+[providers.coinpaprika]
+base_url = "{upstream.coinpaprika_url}"
+requests_per_minute = 600
+requests_per_month = 100000000
+[cache]
+{cache}
+""")
+    return config
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)

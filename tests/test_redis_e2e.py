@@ -1,0 +1,173 @@
+"""Three real `ticker serve` processes sharing one real redis-server, against a fake CoinGecko that counts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisServer
+from tests.service import Service, free_port, wait_until, write_config
+
+if shutil.which("redis-server") is None:
+    if os.environ.get("TICKER_REQUIRE_REDIS") == "1":
+        raise RuntimeError("redis-server is required (TICKER_REQUIRE_REDIS=1) but not installed")
+    pytest.skip("redis-server not installed (apt-get install redis-server)", allow_module_level=True)
+
+INTERVAL = 1.0
+
+
+@pytest.fixture
+def upstream():
+    with FakeUpstream() as fake:
+        fake.coingecko.prices = {
+            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
+            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
+            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
+        }
+        yield fake
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def shared_config(tmp_path, upstream, redis_url, name, *, poller="stale_after_seconds = 30"):
+    return write_config(
+        tmp_path,
+        upstream,
+        INTERVAL,
+        poller=poller,
+        name=name,
+        cache=f'url = "{redis_url}"\nnamespace = "e2e"\nsnapshot_path = "{name}.snapshot.json"',
+    )
+
+
+def upstream_rate(upstream: FakeUpstream, seconds: float) -> int:
+    before = upstream.coingecko.requests
+    time.sleep(seconds)
+    return upstream.coingecko.requests - before
+
+
+def leader_of(services: list[Service]) -> Service:
+    holders = [
+        s
+        for s in services
+        if s.log.read_text().count("holds the poller lease") > s.log.read_text().count("lost the poller lease")
+    ]
+    assert len(holders) == 1, [s.log.read_text() for s in services]
+    return holders[0]
+
+
+def test_three_instances_act_as_one(tmp_path, upstream, redis_server, capsys):
+    figures = {}
+    # One instance alone, for the reference count.
+    single = Service(shared_config(tmp_path, upstream, redis_server.url, "single.toml"), free_port())
+    try:
+        single.wait_ready()
+        time.sleep(INTERVAL)
+        figures["1 instance, 5 intervals"] = upstream_rate(upstream, 5 * INTERVAL)
+    finally:
+        single.stop()
+
+    services = [
+        Service(shared_config(tmp_path, upstream, redis_server.url, f"i{i}.toml"), free_port()) for i in range(3)
+    ]
+    try:
+        for service in services:
+            service.wait_ready()
+        time.sleep(INTERVAL)
+        figures["3 instances, 5 intervals"] = upstream_rate(upstream, 5 * INTERVAL)
+        assert figures["3 instances, 5 intervals"] <= figures["1 instance, 5 intervals"] + 1
+
+        # All three serve identical data, from memory.
+        bodies = {s.get("/api/v1/prices").content for s in services}
+        assert len(bodies) <= 2  # a snapshot may land between two reads
+        wait_until(lambda: len({s.get("/api/v1/prices").content for s in services}) == 1, 3, "identical data")
+
+        # Kill the lease holder: another takes over within two intervals.
+        leader = leader_of(services)
+        survivors = [s for s in services if s is not leader]
+        leader.proc.send_signal(signal.SIGKILL)
+        leader.proc.wait(timeout=5)
+        killed_at = time.monotonic()
+        before = upstream.coingecko.requests
+        wait_until(lambda: upstream.coingecko.requests > before, 4 * INTERVAL, "a new poller")
+        figures["takeover after kill (s)"] = round(time.monotonic() - killed_at, 2)
+        assert figures["takeover after kill (s)"] <= 2 * INTERVAL + 0.5
+        new_leader = leader_of(survivors)
+
+        # Redis stops: every instance keeps serving its last copy.
+        redis_server.stop()
+        time.sleep(2 * INTERVAL)
+        served = [s.get("/api/v1/prices") for s in survivors]
+        assert all(r.status_code == 200 for r in served)
+        assert all(r.json()["coins"][0]["price"] == 90917.04 for r in served)
+        assert all(s.get("/readyz").status_code == 200 for s in survivors)
+        figures["served while Redis down"] = [r.json()["coins"][0]["price"] for r in served]
+
+        # Redis is back (empty: no persistence): sharing and single polling resume.
+        redis_server.start()
+        upstream.coingecko.prices["bitcoin"]["usd"] = (99999.5, 3.0)
+        wait_until(
+            lambda: all(s.get("/api/v1/prices/BTC").json()["price"] == 99999.5 for s in survivors),
+            4 * INTERVAL + 2,
+            "sharing resumed",
+        )
+        time.sleep(INTERVAL)
+        figures["2 instances after Redis returned, 5 intervals"] = upstream_rate(upstream, 5 * INTERVAL)
+        assert figures["2 instances after Redis returned, 5 intervals"] <= figures["1 instance, 5 intervals"] + 1
+    finally:
+        for service in services:
+            service.stop()
+    for service in services:
+        log = service.log.read_text()
+        assert "Traceback" not in log
+    for service in survivors:
+        log = service.log.read_text()
+        assert log.count("Redis lost") == 1 and log.count("Redis back") == 1, log
+    with capsys.disabled():
+        print(f"\nRedis scale-out: {figures}; new leader log: {new_leader.log.name}")
+
+
+def test_workers_share_one_poller(tmp_path, upstream, redis_server):
+    config = shared_config(tmp_path, upstream, redis_server.url, "workers.toml")
+    service = Service(config, free_port(), "--workers", "2")
+    try:
+        service.wait_ready()
+        time.sleep(2 * INTERVAL)
+        assert upstream_rate(upstream, 5 * INTERVAL) <= 5 + 1
+        assert service.get("/api/v1/prices/BTC").json()["price"] == 90917.04
+    finally:
+        service.stop()
+    assert service.log.read_text().count("holds the poller lease") == 1
+
+
+def test_redis_fallback_polls_locally_after_stale_after(tmp_path, upstream, redis_server):
+    poller = "stale_after_seconds = 2\nmax_stale_seconds = 3600"
+    services = [
+        Service(shared_config(tmp_path, upstream, redis_server.url, f"f{i}.toml", poller=poller), free_port())
+        for i in range(2)
+    ]
+    try:
+        for service in services:
+            service.wait_ready()
+        redis_server.stop()
+        upstream.coingecko.prices["bitcoin"]["usd"] = (88888.0, 1.0)
+        wait_until(
+            lambda: all(s.get("/api/v1/prices/BTC").json()["price"] == 88888.0 for s in services),
+            8,
+            "each instance polling on its own",
+        )
+    finally:
+        for service in services:
+            service.stop()
+    assert all("polls on its own" in s.log.read_text() for s in services)
