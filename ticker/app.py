@@ -12,17 +12,25 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from http import HTTPStatus
 
 import anyio
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST as METRICS_TYPE
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
 from ticker.logs import setup_logging
+from ticker.metrics import Counted, HttpTally, ServiceCollector, build_registry
 from ticker.models import utcnow
+from ticker.openapi import openapi_document
 from ticker.poller import Poller
 from ticker.prepared import ErrorPage, PreparedEndpoint, Render
 from ticker.providers import Provider, build_providers
@@ -31,7 +39,7 @@ from ticker.security import CorsPolicy
 from ticker.shared import LEASE_KEY, PollerLease, RedisHealth, RedisSnapshotStore, SharedPolling, redis_cache
 from ticker.store import SnapshotStore
 from ticker.stream import PriceStream
-from ticker.views import Views
+from ticker.views import PLAIN_HEADERS, Views, json_bytes
 from ticker.widget import WidgetRenderer
 
 logger = logging.getLogger(__name__)
@@ -143,7 +151,43 @@ def create_app(
         Route("/healthz", views.healthz, name="healthz"),
         Route("/readyz", views.readyz, name="readyz"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    tally = HttpTally()
+    endpoints = [(route.name, route.endpoint) for route in routes if isinstance(route.endpoint, PreparedEndpoint)]
+    collector = ServiceCollector(
+        settings,
+        store,
+        tally,
+        clock,
+        extra=lambda: [(name, code, n) for name, ep in endpoints for code, n in ep.statuses.items()],
+    )
+    registry = build_registry([collector])
+    openapi = json_bytes(openapi_document(settings))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=METRICS_TYPE, headers=PLAIN_HEADERS)
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json", headers=PLAIN_HEADERS)
+
+    routes += [Route("/metrics", metrics, name="metrics"), Route("/openapi.json", openapi_json, name="openapi")]
+    for route in routes:
+        if not isinstance(route.endpoint, PreparedEndpoint | PriceStream):
+            route.app = Counted(route.app, route.name, tally)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        tally.add("unmatched", 404)
+        return Response("Not Found", 404, media_type="text/plain", headers=PLAIN_HEADERS)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return Response(HTTPStatus(status).phrase, status, media_type="text/plain", headers=PLAIN_HEADERS)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        tally.add("error", 500)
+        return Response("Internal Server Error", 500, media_type="text/plain", headers=PLAIN_HEADERS)
+
+    handlers = {404: not_found, HTTPException: http_error, Exception: server_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
 def app_from_environment() -> Starlette:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,6 +106,7 @@ class PreparedEndpoint:
         self._max = max_variants
         self._cache: OrderedDict[tuple[str, bytes], Prepared] = OrderedDict()
         self.renders = 0  # how many bodies were rendered, for tests and the benchmark
+        self.statuses: Counter[int] = Counter()  # responses by status, for /metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "OPTIONS":
@@ -114,18 +115,21 @@ class PreparedEndpoint:
         try:
             prepared = self.get(scope)
         except QueryError as err:
+            self.statuses[400] += 1
             await self._error_page(str(err), 400)(scope, receive, send)
             return
         except NotFound as err:
+            self.statuses[404] += 1
             await self._error_page(str(err), 404)(scope, receive, send)
             return
         extra = self._cors.headers_for(header_value(scope, b"origin")) if self._cors else []
-        await _send(prepared, scope, send, extra)
+        self.statuses[await _send(prepared, scope, send, extra)] += 1
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
         headers = self._cors.preflight(header_value(scope, b"origin")) if self._cors else []
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+        self.statuses[204] += 1
 
     def get(self, scope: Scope) -> Prepared:
         """The current rendering for this request's path and query; raises QueryError or NotFound."""
@@ -165,7 +169,7 @@ def header_value(scope: Scope, name: bytes) -> bytes:
     return b""
 
 
-async def _send(prepared: Prepared, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+async def _send(prepared: Prepared, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]]) -> int:
     if_none_match = accept_encoding = b""
     for name, value in scope["headers"]:
         if name == b"if-none-match":
@@ -175,7 +179,7 @@ async def _send(prepared: Prepared, scope: Scope, send: Send, extra: list[tuple[
     if if_none_match and _matches(if_none_match, prepared.etag):
         await send({"type": "http.response.start", "status": 304, "headers": prepared._raw[1:] + extra})
         await send({"type": "http.response.body", "body": b""})
-        return
+        return 304
     body = prepared.body
     headers = prepared._raw + extra
     if b"gzip" in accept_encoding and len(body) >= GZIP_MIN_BYTES:
@@ -184,6 +188,7 @@ async def _send(prepared: Prepared, scope: Scope, send: Send, extra: list[tuple[
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+    return 200
 
 
 def _matches(if_none_match: bytes, etag: bytes) -> bool:

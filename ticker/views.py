@@ -28,6 +28,7 @@ from ticker.widget import TEMPLATES, Page, WidgetRenderer
 
 HTML_TYPE = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
+PLAIN_HEADERS = COMMON_HEADERS | {"content-security-policy": NO_FRAMING_CSP}
 API_HEADERS = {"content-security-policy": NO_FRAMING_CSP}
 # A fragment is included into other pages by their servers: it never runs as a document of ours.
 FRAGMENT_HEADERS = API_HEADERS
@@ -136,38 +137,41 @@ class Views:
         """A coin's icon from our cache, or its monogram; never a redirect to the provider's host."""
         coin = self._settings.coins_by_symbol.get(canonical_symbol(request.path_params["symbol"]))
         if coin is None:
-            return Response("unknown coin", 404, media_type="text/plain")
+            return Response("unknown coin", 404, media_type="text/plain", headers=PLAIN_HEADERS)
         icon = self._icons.icon_or_monogram(coin.symbol)
-        headers = {"cache-control": "public, max-age=86400", "etag": icon.etag}
+        headers = PLAIN_HEADERS | {"cache-control": "public, max-age=86400", "etag": icon.etag}
         if request.headers.get("if-none-match") == icon.etag:
             return Response(status_code=304, headers=headers)
         return Response(icon.body, media_type=icon.content_type, headers=headers)
 
     async def embed_js(self, request: Request) -> Response:
-        return Response(self._renderer.embed_js(), media_type="text/javascript; charset=utf-8")
+        headers = PLAIN_HEADERS | {"cache-control": "public, max-age=3600"}
+        return Response(self._renderer.embed_js(), media_type="text/javascript; charset=utf-8", headers=headers)
 
     async def landing_css(self, request: Request) -> Response:
-        return Response(LANDING_CSS, media_type="text/css; charset=utf-8")
+        return Response(LANDING_CSS, media_type="text/css; charset=utf-8", headers=PLAIN_HEADERS)
 
     async def index(self, request: Request) -> Response:
         base = self._settings.server.public_url or str(request.base_url).rstrip("/")
         return HTMLResponse(
-            self._renderer.landing(base), media_type=HTML_TYPE, headers={"content-security-policy": LANDING_CSP}
+            self._renderer.landing(base),
+            media_type=HTML_TYPE,
+            headers=COMMON_HEADERS | {"content-security-policy": LANDING_CSP},
         )
 
     async def site_css(self, request: Request) -> Response:
         """The operator's own stylesheet (widget.css_file), served by us so visitors contact no other host."""
         path = self._settings.widget.css_file
         if path is None:
-            return Response("no widget.css_file configured", 404, media_type="text/plain")
+            return Response("no widget.css_file configured", 404, media_type="text/plain", headers=PLAIN_HEADERS)
         try:
             css = path.read_bytes()
         except OSError:
-            return Response("widget.css_file unreadable", 404, media_type="text/plain")
-        return Response(css, media_type="text/css; charset=utf-8")
+            return Response("widget.css_file unreadable", 404, media_type="text/plain", headers=PLAIN_HEADERS)
+        return Response(css, media_type="text/css; charset=utf-8", headers=PLAIN_HEADERS)
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok"}, headers=PLAIN_HEADERS)
 
     async def readyz(self, request: Request) -> Response:
         """Ready while any price can be served, fresh or stale; upstream trouble alone never makes it 503."""
@@ -195,7 +199,7 @@ class Views:
             "age_seconds": None if newest_age is None else round(newest_age, 3),
             "providers": providers,
         }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        return JSONResponse(body, status_code=200 if ready else 503, headers=PLAIN_HEADERS)
 
 
 def json_bytes(data: object) -> bytes:

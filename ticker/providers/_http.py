@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ import httpx
 
 from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
+from ticker.telemetry import UPSTREAM_SKIPPED, outcome_of, record_upstream
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # CoinPaprika's full /tickers is a few MB; anything far larger is wrong
 _MESSAGE_CHARS = 160
@@ -39,19 +41,25 @@ async def get_json(
     """
     if budget is not None and not budget.try_spend():
         wait = budget.wait_seconds()
+        UPSTREAM_SKIPPED.labels(provider).inc()
         raise ProviderError(
             provider,
             f"request budget spent ({budget.limits}); next in {wait:.0f} s",
             retry_after=wait,
             over_budget=True,
         )
+    started = time.perf_counter()
     try:
         response = await client.get(url, params=params, headers=headers)
     except httpx.TimeoutException as err:
+        record_upstream(provider, "timeout", time.perf_counter() - started)
         raise ProviderError(provider, f"timed out ({type(err).__name__})") from err
     except httpx.HTTPError as err:
+        record_upstream(provider, "error", time.perf_counter() - started)
         raise ProviderError(provider, f"request failed ({type(err).__name__}: {_short(str(err))})") from err
+    elapsed = time.perf_counter() - started
     if response.status_code != 200:
+        record_upstream(provider, outcome_of(response.status_code), elapsed)
         raise ProviderError(
             provider,
             f"HTTP {response.status_code}{_detail(response)}",
@@ -60,12 +68,16 @@ async def get_json(
             code=_error_code(response),
         )
     if len(response.content) > MAX_BODY_BYTES:
+        record_upstream(provider, "invalid_body", elapsed)
         raise ProviderError(provider, f"response too large ({len(response.content)} bytes)", status=200)
     try:
-        return json.loads(response.content)
+        body = json.loads(response.content)
     except ValueError as err:
+        record_upstream(provider, "invalid_body", elapsed)
         kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
         raise ProviderError(provider, f"HTTP 200 with {kind} instead of JSON", status=200) from err
+    record_upstream(provider, "ok", elapsed)
+    return body
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:

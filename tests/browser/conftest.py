@@ -1,0 +1,277 @@
+"""A real headless Chromium against the real `ticker serve`, which polls a local fake CoinGecko.
+
+Session-wide: the fake upstream (prices for the 11 default coins, real PNG icons), one `ticker serve`
+process, a host page on another loopback origin that embeds the widget with /embed.js, and one
+browser. Each test gets fresh browser contexts through `open_page`, which records every request,
+response, console error, page error and CSP violation of the page and all its frames.
+
+Needs Debian's chromium (`/usr/bin/chromium`, never a Playwright download) and axe-core from npm
+(`cd tests/browser && npm ci`). Without them the browser tests are skipped, unless
+TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.service import Service, free_port
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+SCREENSHOTS = ROOT / "build" / "screenshots"  # the README names it; docs/screenshots/ keeps a copy
+AXE_JS = HERE / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+# The default coins, by CoinGecko id: (usd price, 24h change %).
+PRICES: dict[str, tuple[float, float]] = {
+    "bitcoin": (90917.04, 1.64),
+    "ethereum": (3021.5512, -2.3127),
+    "neo": (5.1234, 0.52),
+    "waves": (1.0843, -0.75),
+    "monero": (163.21, 2.05),
+    "nano": (0.8123, -1.2),
+    "ark": (0.3456, 3.1),
+    "pirate-chain": (0.1412, -0.67),
+    "dogecoin": (0.1523, 4.4),
+    "litecoin": (84.3, -0.21),
+    "cardano": (0.4521, 0.0),
+}
+SYMBOLS = ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA"]
+INTERVAL = 2
+
+
+def missing_pieces() -> list[str]:
+    """What the browser tests need and this machine lacks."""
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the Python package playwright (pip install -e '.[dev]')")
+    if CHROMIUM is None:
+        missing.append("chromium on PATH (apt-get install chromium)")
+    if not AXE_JS.is_file():
+        missing.append(f"axe-core at {AXE_JS.relative_to(ROOT)} (cd tests/browser && npm ci)")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(serve_icons=True) as fake:
+        fake.coingecko.prices = {coin_id: {"usd": quote} for coin_id, quote in PRICES.items()}
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Service]:
+    """`ticker serve` with the default coins, polling the fake every INTERVAL s; ready and with every icon."""
+    directory = tmp_path_factory.mktemp("browser-service")
+    config = directory / "ticker.toml"
+    config.write_text(f"""
+[poller]
+interval_seconds = {INTERVAL}
+timeout_seconds = 1
+providers = ["coingecko"]
+[providers.coingecko]
+base_url = "{upstream.coingecko_url}"
+requests_per_minute = 600
+[cache]
+snapshot_path = "{directory / "state" / "snapshot.json"}"
+""")
+    service = Service(config, free_port())
+    try:
+        service.wait_ready()
+        deadline = time.monotonic() + 15
+        waiting = set(SYMBOLS)
+        while waiting:
+            assert time.monotonic() < deadline, f"icons not downloaded: {sorted(waiting)}: {service.log.read_text()}"
+            waiting = {s for s in waiting if service.get(f"/icons/{s}").headers["content-type"] != "image/png"}
+            time.sleep(0.1)
+        yield service
+    finally:
+        service.stop()
+    log = service.log.read_text()
+    assert "Traceback" not in log, log
+
+
+HOST_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>A blog on another origin</title><link rel="icon" href="data:,">
+<style>body{{font:16px/1.5 sans-serif;margin:0;display:flex;gap:24px;padding:16px}}
+main{{flex:1}}aside{{width:300px;flex:none}}</style></head>
+<body>
+<main><h1>A post</h1><p>Some text before the sidebar. Prices move; this paragraph does not.</p>
+<p>More text, so the widget sits inside an ordinary page.</p></main>
+<aside><h2>Sidebar</h2><p>Above the widget.</p>
+<script src="{service}/embed.js" data-coins="BTC,ETH,XMR" data-theme="dark" async></script>
+<p>Below the widget.</p></aside>
+</body>
+</html>
+"""
+
+
+@dataclass
+class HostPage:
+    url: str
+    origin: str
+
+
+@pytest.fixture(scope="session")
+def host_page(service: Service) -> Iterator[HostPage]:
+    """A blog page on another loopback origin (another port) that embeds the widget with /embed.js."""
+    body = HOST_PAGE.format(service=service.url).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if urlsplit(self.path).path == "/":
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_error(404)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield HostPage(url=f"{origin}/", origin=origin)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# Runs in every frame before its own scripts: keeps the CSP violations where the test can read them.
+RECORD_CSP = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push({directive: e.violatedDirective, blocked: e.blockedURI,
+                               source: e.sourceFile, line: e.lineNumber, sample: e.sample});
+});
+"""
+
+
+@dataclass
+class Watched:
+    """A page and what it (with its frames) did: requests, responses, console errors, page errors."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    responses: dict[str, tuple[int, str]] = field(default_factory=dict)  # url -> (status, content type)
+    failed: list[str] = field(default_factory=list)
+    console_errors: list[tuple[str, str]] = field(default_factory=list)  # (text, url of the source)
+    csp_messages: list[str] = field(default_factory=list)  # console messages of any type about CSP
+    page_errors: list[str] = field(default_factory=list)
+
+    def on_console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.csp_messages.append(message.text)
+        if message.type == "error":
+            self.console_errors.append((message.text, message.location.get("url", "")))
+
+    def origins(self) -> set[str]:
+        """Every origin asked for anything; data:, blob: and about: URLs contact no host and are left out."""
+        found = set()
+        for url in self.requests:
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "about", "blob"):
+                continue
+            found.add(f"{parts.scheme}://{parts.netloc}")
+        return found
+
+    def csp_violations(self) -> list[dict[str, Any]]:
+        found = []
+        for frame in self.page.frames:
+            recorded = frame.evaluate("() => window.__cspViolations || []")
+            found += [{"frame": frame.url} | v for v in recorded]
+        return found
+
+    def page_errors_and_console_errors(self) -> list[str]:
+        """Console errors, less the browser's own /favicon.ico probe of a top-level page (not the page's doing:
+        the page asks for no favicon, and in an iframe, the widget's real use, it is never made)."""
+        top = urlsplit(self.page.url)
+        favicon = f"{top.scheme}://{top.netloc}/favicon.ico"
+        return [f"{text} ({url})" for text, url in self.console_errors if url != favicon] + self.page_errors
+
+    def assert_clean(self, *allowed_origins: str) -> None:
+        """No console error, no uncaught exception, no CSP violation, no failed request, no foreign host."""
+        assert self.page_errors_and_console_errors() == []
+        assert self.csp_violations() == [] and self.csp_messages == [], self.csp_messages
+        assert self.failed == [], self.failed
+        bad = {url: status for url, (status, _) in self.responses.items() if status >= 400}
+        assert bad == {}, bad
+        assert self.origins() <= set(allowed_origins), sorted(self.requests)
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
+    """Opens a page in a new context (keyword arguments go to new_context) with everything it does recorded."""
+    contexts = []
+
+    def open_(**options: Any) -> Watched:
+        context = browser.new_context(**options)
+        contexts.append(context)
+        context.add_init_script(RECORD_CSP)
+        page = context.new_page()
+        watched = Watched(page)
+        context.on("request", lambda request: watched.requests.append(request.url))
+        context.on(
+            "response",
+            lambda response: watched.responses.__setitem__(
+                response.url, (response.status, response.headers.get("content-type", ""))
+            ),
+        )
+        context.on("requestfailed", lambda request: watched.failed.append(f"{request.url}: {request.failure}"))
+        page.on("console", watched.on_console)
+        page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
+        return watched
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    return AXE_JS.read_text()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

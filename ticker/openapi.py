@@ -1,0 +1,166 @@
+"""/openapi.json: the JSON API described as OpenAPI 3.1, with this instance's coins and currencies as enums."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ticker import __version__
+from ticker.config import Settings
+
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    symbols = [coin.symbol for coin in settings.market.coins]
+    currencies = list(settings.market.currencies)
+    coins_param = {
+        "name": "coins",
+        "in": "query",
+        "required": False,
+        "description": "Comma-separated configured symbols, case-insensitive, in the order wanted: "
+        + ", ".join(symbols),
+        "schema": {"type": "string", "maxLength": 1000, "example": ",".join(symbols[:2])},
+    }
+    currency_param = {
+        "name": "currency",
+        "in": "query",
+        "required": False,
+        "description": "A configured currency; the first is the default.",
+        "schema": {"type": "string", "enum": currencies, "default": currencies[0]},
+    }
+    error = {"description": "What was wrong and what is allowed.", "content": _json("#/components/schemas/Error")}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ticker",
+            "version": __version__,
+            "description": "Crypto prices polled once for every visitor. Prices are the providers' unrounded numbers; "
+            "`stale` marks data older than the configured threshold; unknown is null, never 0.",
+        },
+        "paths": {
+            "/api/v1/prices": {
+                "get": {
+                    "summary": "Prices of the configured (or selected) coins in one currency",
+                    "parameters": [coins_param, currency_param],
+                    "responses": {
+                        "200": {"description": "The prices.", "content": _json("#/components/schemas/Prices")},
+                        "400": error,
+                    },
+                }
+            },
+            "/api/v1/prices/{symbol}": {
+                "get": {
+                    "summary": "One coin",
+                    "parameters": [
+                        {
+                            "name": "symbol",
+                            "in": "path",
+                            "required": True,
+                            "description": "A configured symbol (case-insensitive; NANO means XNO).",
+                            "schema": {"type": "string", "enum": symbols},
+                        },
+                        currency_param,
+                    ],
+                    "responses": {
+                        "200": {"description": "The coin.", "content": _json("#/components/schemas/OneCoin")},
+                        "400": error,
+                        "404": error,
+                    },
+                }
+            },
+            "/api/v1/stream": {
+                "get": {
+                    "summary": "Server-Sent Events: event `prices` carries the JSON of /api/v1/prices, "
+                    "sent at connect and on each change",
+                    "parameters": [coins_param, currency_param],
+                    "responses": {
+                        "200": {
+                            "description": "An event stream.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": error,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {"200": {"description": "Alive.", "content": _json("#/components/schemas/Health")}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: 200 while prices (fresh or stale) can be served",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": _json("#/components/schemas/Ready")},
+                        "503": {
+                            "description": "No data, or all of it too old.",
+                            "content": _json("#/components/schemas/Ready"),
+                        },
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _schemas(symbols, currencies)},
+    }
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": ref}}}
+
+
+def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
+    coin_properties: dict[str, Any] = {
+        "symbol": {"type": "string", "enum": symbols},
+        "name": {"type": "string"},
+        "price": NULLABLE_NUMBER | {"description": "Null when never fetched or older than max_stale_seconds."},
+        "change_24h_pct": NULLABLE_NUMBER | {"description": "Rolling 24 hours, in percent; null when unknown."},
+        "updated_at": NULLABLE_TIME | {"description": "The provider's own time, else when it was fetched (UTC)."},
+        "source": {"type": ["string", "null"], "description": "The provider, or `static` / `demo`."},
+        "stale": {"type": "boolean"},
+        "icon_url": {"type": "string", "description": "The coin's icon, served by this service."},
+    }
+    required = list(coin_properties)
+    return {
+        "Coin": {"type": "object", "properties": coin_properties, "required": required},
+        "Prices": {
+            "type": "object",
+            "properties": {
+                "currency": {"type": "string", "enum": currencies},
+                "generated_at": NULLABLE_TIME
+                | {"description": "When the snapshot was built (the poll); null before it."},
+                "stale": {"type": "boolean", "description": "True when any coin is stale."},
+                "coins": {"type": "array", "items": {"$ref": "#/components/schemas/Coin"}},
+            },
+            "required": ["currency", "generated_at", "stale", "coins"],
+        },
+        "OneCoin": {
+            "type": "object",
+            "properties": coin_properties
+            | {"currency": {"type": "string", "enum": currencies}, "generated_at": NULLABLE_TIME},
+            "required": [*required, "currency", "generated_at"],
+        },
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "Health": {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]},
+        "Ready": {
+            "type": "object",
+            "properties": {
+                "ready": {"type": "boolean"},
+                "stale": {"type": "boolean"},
+                "age_seconds": NULLABLE_NUMBER | {"description": "Age of the newest price held."},
+                "providers": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "state": {"enum": ["ok", "failing", "backoff"]},
+                            "last_success": NULLABLE_TIME,
+                        },
+                        "required": ["state", "last_success"],
+                    },
+                },
+            },
+            "required": ["ready", "stale", "age_seconds", "providers"],
+        },
+    }
