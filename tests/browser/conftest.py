@@ -73,14 +73,14 @@ def missing_pieces() -> list[str]:
     return missing
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream(serve_icons=True) as fake:
         fake.coingecko.prices = {coin_id: {"usd": quote} for coin_id, quote in PRICES.items()}
         yield fake
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Service]:
     """`ticker serve` with the default coins, polling the fake every INTERVAL s; ready and with every icon."""
     directory = tmp_path_factory.mktemp("browser-service")
@@ -134,7 +134,7 @@ class HostPage:
     origin: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def host_page(service: Service) -> Iterator[HostPage]:
     """A blog page on another loopback origin (another port) that embeds the widget with /embed.js."""
     body = HOST_PAGE.format(service=service.url).encode()
@@ -164,7 +164,7 @@ def host_page(service: Service) -> Iterator[HostPage]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -266,12 +266,12 @@ def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
         context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def axe_source() -> str:
     return AXE_JS.read_text()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
