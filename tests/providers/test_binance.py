@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.failures import transport_failures
 from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
@@ -245,11 +246,6 @@ async def test_bad_values_are_dropped_for_that_coin_only_and_numbers_pass_throug
 
 
 PROVIDER_FAILURES = [
-    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
-    ),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
     pytest.param(
         httpx.Response(429, headers={"Retry-After": "37"}, content=fixture_bytes("binance_error_429.constructed.json")),
         "HTTP 429: Too much request weight used",
@@ -281,22 +277,6 @@ PROVIDER_FAILURES = [
         id="403-waf",
     ),
     pytest.param(
-        httpx.Response(
-            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
-        ),
-        "HTTP 200 with an HTML page instead of JSON",
-        200,
-        None,
-        id="html-200",
-    ),
-    pytest.param(
-        httpx.Response(200, content=fixture_bytes("binance_ticker_24hr_symbols.constructed.json")[:300]),
-        "HTTP 200 with invalid JSON",
-        200,
-        None,
-        id="truncated-json",
-    ),
-    pytest.param(
         httpx.Response(200, content=fixture_bytes("binance_ticker_24hr.json").strip()[1:-1]),
         "unexpected /api/v3/ticker/24hr response (dict)",
         None,
@@ -317,6 +297,7 @@ PROVIDER_FAILURES = [
         None,
         id="1128-symbol-and-symbols",
     ),
+    *transport_failures(fixture_bytes("binance_ticker_24hr_symbols.constructed.json")[:300]),
 ]
 
 

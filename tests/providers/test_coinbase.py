@@ -9,6 +9,7 @@ import pytest
 import respx
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.failures import transport_failures
 from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
@@ -235,36 +236,9 @@ PROVIDER_FAILURES = [
         5.0,
         id="429-retry-after",
     ),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
-    pytest.param(
-        httpx.Response(503, headers={"Retry-After": "Fri, 27 Nov 2099 18:25:00 GMT"}),
-        "HTTP 503",
-        503,
-        7 * 86400.0,
-        id="503-http-date",
-    ),
-    pytest.param(
-        httpx.Response(
-            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
-        ),
-        "HTTP 200 with an HTML page instead of JSON",
-        200,
-        None,
-        id="html-200",
-    ),
-    pytest.param(
-        httpx.Response(200, content=fixture_bytes("coinbase_stats.json")[:60]),
-        "HTTP 200 with invalid JSON",
-        200,
-        None,
-        id="truncated-json",
-    ),
     pytest.param(httpx.Response(200, json={}), "/stats without a numeric last price", None, None, id="empty-object"),
     pytest.param(httpx.Response(200, json=[1, 2]), "unexpected /stats response (list)", None, None, id="wrong-shape"),
-    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
-    ),
+    *transport_failures(fixture_bytes("coinbase_stats.json")[:60]),
 ]
 
 

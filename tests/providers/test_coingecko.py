@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.failures import transport_failures
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
@@ -135,37 +136,10 @@ PROVIDER_FAILURES = [
         None,
         id="429-cloudflare-html",
     ),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
-    pytest.param(
-        httpx.Response(503, headers={"Retry-After": "Fri, 27 Nov 2099 18:25:00 GMT"}),
-        "HTTP 503",
-        503,
-        7 * 86400.0,
-        id="503-http-date",
-    ),
-    pytest.param(
-        httpx.Response(
-            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
-        ),
-        "HTTP 200 with an HTML page instead of JSON",
-        200,
-        None,
-        id="html-200",
-    ),
-    pytest.param(
-        httpx.Response(200, content=fixture_bytes("coingecko_simple_price.json")[:60]),
-        "HTTP 200 with invalid JSON",
-        200,
-        None,
-        id="truncated-json",
-    ),
     pytest.param(
         httpx.Response(200, json=[1, 2]), "unexpected /simple/price response (list)", None, None, id="wrong-shape"
     ),
-    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
-    ),
+    *transport_failures(fixture_bytes("coingecko_simple_price.json")[:60]),
 ]
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.failures import transport_failures
 from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
@@ -244,30 +245,6 @@ PROVIDER_FAILURES = [
         None,
         id="404-on-the-list",
     ),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
-    pytest.param(
-        httpx.Response(503, headers={"Retry-After": "Fri, 27 Nov 2099 18:25:00 GMT"}),
-        "HTTP 503",
-        503,
-        7 * 86400.0,
-        id="503-http-date",
-    ),
-    pytest.param(
-        httpx.Response(
-            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
-        ),
-        "HTTP 200 with an HTML page instead of JSON",
-        200,
-        None,
-        id="html-200",
-    ),
-    pytest.param(
-        httpx.Response(200, content=fixture_bytes("coinpaprika_tickers.json")[:300]),
-        "HTTP 200 with invalid JSON",
-        200,
-        None,
-        id="truncated-json",
-    ),
     pytest.param(
         httpx.Response(200, content=fixture_bytes("coinpaprika_ticker_by_id.json")),
         "unexpected /tickers response (dict)",
@@ -282,11 +259,8 @@ PROVIDER_FAILURES = [
         None,
         id="error-body-with-200",
     ),
-    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
     pytest.param(httpx.ReadTimeout("timed out"), "timed out (ReadTimeout)", None, None, id="read-timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
-    ),
+    *transport_failures(fixture_bytes("coinpaprika_tickers.json")[:300]),
 ]
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
+from tests.providers.failures import transport_failures
 from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
@@ -346,30 +347,10 @@ PROVIDER_FAILURES = [
         id="result-not-an-object",
     ),
     pytest.param(httpx.Response(200, json=[1, 2]), "unexpected /Ticker response (list)", None, None, id="wrong-shape"),
-    pytest.param(httpx.Response(500, text="Internal Server Error"), "HTTP 500", 500, None, id="500"),
     pytest.param(httpx.Response(429, headers={"retry-after": "30"}), "HTTP 429", 429, 30.0, id="429-retry-after"),
     pytest.param(httpx.Response(429), "HTTP 429", 429, None, id="429-bare"),
-    pytest.param(
-        httpx.Response(
-            200, headers={"content-type": "text/html"}, content=fixture_bytes("cloudflare_error_page.constructed.html")
-        ),
-        "HTTP 200 with an HTML page instead of JSON",
-        200,
-        None,
-        id="html-200",
-    ),
-    pytest.param(
-        httpx.Response(200, content=fixture_bytes("kraken_ticker_multi.json")[:300]),
-        "HTTP 200 with invalid JSON",
-        200,
-        None,
-        id="truncated-json",
-    ),
-    pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
     pytest.param(httpx.ReadTimeout("timed out"), "timed out (ReadTimeout)", None, None, id="read-timeout"),
-    pytest.param(
-        httpx.ConnectError("[Errno 111] Connection refused"), "request failed (ConnectError", None, None, id="refused"
-    ),
+    *transport_failures(fixture_bytes("kraken_ticker_multi.json")[:300]),
 ]
 
 
