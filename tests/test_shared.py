@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from tests.conftest import NOW, quote, snapshot_of
 from tests.redis_server import RedisServer
 from ticker.icons import Icon
-from ticker.shared import LEASE_KEY, PollerLease, RedisHealth, RedisSnapshotStore, redis_cache
+from ticker.shared import LEASE_KEY, REDIS_FAILURES, PollerLease, RedisHealth, RedisSnapshotStore, redis_cache
 
 if shutil.which("redis-server") is None:
     if os.environ.get("TICKER_REQUIRE_REDIS") == "1":
@@ -83,7 +83,7 @@ async def test_redis_down_keeps_the_memory_copy_and_logs_once(redis_server, capl
     with caplog.at_level("INFO", logger="ticker"):
         for price in (2.0, 3.0):
             await store.put(snapshot_of(quote("BTC", price), generated_at=NOW))
-        with pytest.raises(Exception):
+        with pytest.raises(REDIS_FAILURES):
             await store.sync()
         assert store.current.quote("BTC", "usd").price == 3.0 and not store.health.ok
         redis_server.start()

@@ -16,8 +16,7 @@ from http import HTTPStatus
 
 import anyio
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST as METRICS_TYPE
-from prometheus_client import generate_latest
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -164,15 +163,17 @@ def create_app(
     openapi = json_bytes(openapi_document(settings))
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=METRICS_TYPE, headers=PLAIN_HEADERS)
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers=PLAIN_HEADERS | {"content-type": content_type})
 
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json", headers=PLAIN_HEADERS)
 
     routes += [Route("/metrics", metrics, name="metrics"), Route("/openapi.json", openapi_json, name="openapi")]
     for route in routes:
-        if not isinstance(route.endpoint, PreparedEndpoint | PriceStream):
+        if not isinstance(route.endpoint, PreparedEndpoint):
             route.app = Counted(route.app, route.name, tally)
+    route_names = {id(route.endpoint): route.name for route in routes}
 
     async def not_found(request: Request, exc: Exception) -> Response:
         tally.add("unmatched", 404)
@@ -180,14 +181,18 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return Response(HTTPStatus(status).phrase, status, media_type="text/plain", headers=PLAIN_HEADERS)
+        extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}  # e.g. Allow on a 405
+        tally.add(route_names.get(id(request.scope.get("endpoint")), "unmatched"), status)
+        return Response(HTTPStatus(status).phrase, status, media_type="text/plain", headers=PLAIN_HEADERS | extra)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         tally.add("error", 500)
         return Response("Internal Server Error", 500, media_type="text/plain", headers=PLAIN_HEADERS)
 
     handlers = {404: not_found, HTTPException: http_error, Exception: server_error}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.router.redirect_slashes = False  # a redirect would be built from the visitor's Host header
+    return app
 
 
 def app_from_environment() -> Starlette:

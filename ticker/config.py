@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ from ticker.providers import PROVIDERS
 
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
 THEMES = ("light", "dark", "auto")
+# Locales a visitor may ask for (plus the configured widget.locale): Babel keeps every locale it loads,
+# so an open list would let visitors grow memory by hundreds of MB.
+VISITOR_LOCALES = frozenset(
+    "ar ar_AE ar_EG ar_SA bg bg_BG ca ca_ES cs cs_CZ da da_DK de de_AT de_CH de_DE el el_GR en en_AU en_CA "
+    "en_GB en_IE en_IN en_NZ en_SG en_US en_ZA es es_AR es_CL es_CO es_ES es_MX es_US et et_EE fa fa_IR fi "
+    "fi_FI fil fr fr_BE fr_CA fr_CH fr_FR he he_IL hi hi_IN hr hr_HR hu hu_HU id id_ID it it_CH it_IT ja ja_JP "
+    "ko ko_KR lt lt_LT lv lv_LV ms ms_MY nb nb_NO nl nl_BE nl_NL pl pl_PL pt pt_BR pt_PT ro ro_RO ru ru_RU sk "
+    "sk_SK sl sl_SI sr sv sv_SE sw th th_TH tr tr_TR uk uk_UA vi vi_VN zh zh_Hans_CN zh_Hant_HK zh_Hant_TW".split()
+)
 LAYOUTS = ("list", "compact", "ticker")
 LOG_FORMATS = ("text", "json")
 DEFAULT_PROVIDERS: tuple[str, ...] = tuple(name for name, cls in PROVIDERS.items() if cls.KEYLESS)
@@ -103,6 +113,10 @@ class WidgetSettings:
     transparent: bool = False
     css_file: Path | None = None
     sparkline: bool = False
+
+    @property
+    def visitor_locales(self) -> frozenset[str]:
+        return VISITOR_LOCALES | {self.locale}
 
 
 @dataclass(frozen=True)
@@ -365,14 +379,29 @@ def _parse_server(table: _Table) -> ServerSettings:
     port = table.take("port", int, 8000)
     if not 1 <= port <= 65535:
         raise ConfigError(f"server.port: expected 1 to 65535, got {port}")
-    frame_ancestors = table.take_strings("frame_ancestors", ("*",))
-    cors_origins = table.take_strings("cors_origins", ("*",))
+    frame_ancestors = _origins(table, "frame_ancestors", allow_self=True)
+    cors_origins = _origins(table, "cors_origins", allow_self=False)
     log_format = table.take_choice("log_format", LOG_FORMATS, "text")
     public_url = table.take("public_url", str, "").strip().rstrip("/")
     if public_url and not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {_describe(public_url)}")
     table.finish()
     return ServerSettings(host, port, frame_ancestors, cors_origins, log_format, public_url)
+
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
+
+
+def _origins(table: _Table, name: str, *, allow_self: bool) -> tuple[str, ...]:
+    """A list of bare origins (scheme://host[:port]) or "*": they are copied into CSP and CORS headers."""
+    values = table.take_strings(name, ("*",))
+    for index, value in enumerate(values):
+        if value == "*" or (allow_self and value in ("self", "'self'")) or ORIGIN.fullmatch(value):
+            continue
+        raise ConfigError(
+            f'server.{name}[{index}]: expected an origin such as https://blog.example or "*", got {_describe(value)}'
+        )
+    return values
 
 
 def _parse_widget(table: _Table, base_dir: Path | None) -> WidgetSettings:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
+from ticker.coins import ALIASES
 from ticker.config import Settings
+from ticker.query import MAX_COINS
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -14,13 +16,21 @@ NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 def openapi_document(settings: Settings) -> dict[str, Any]:
     symbols = [coin.symbol for coin in settings.market.coins]
     currencies = list(settings.market.currencies)
+    spellings = sorted({*symbols, *(symbol.lower() for symbol in symbols), *aliases(symbols)})
     coins_param = {
         "name": "coins",
         "in": "query",
         "required": False,
-        "description": "Comma-separated configured symbols, case-insensitive, in the order wanted: "
-        + ", ".join(symbols),
-        "schema": {"type": "string", "maxLength": 1000, "example": ",".join(symbols[:2])},
+        "style": "form",
+        "explode": False,
+        "description": "Configured symbols, comma-separated, case-insensitive, in the order wanted "
+        "(duplicates dropped): " + ", ".join(symbols),
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_COINS,
+            "items": {"type": "string", "enum": spellings},
+        },
     }
     currency_param = {
         "name": "currency",
@@ -104,6 +114,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "components": {"schemas": _schemas(symbols, currencies)},
     }
+
+
+def aliases(symbols: list[str]) -> list[str]:
+    """Other accepted spellings of configured symbols (NANO for XNO)."""
+    return [alias for alias, target in ALIASES.items() if target in symbols for alias in (alias, alias.lower())]
 
 
 def _json(ref: str) -> dict[str, Any]:

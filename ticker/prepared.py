@@ -30,9 +30,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ticker.exceptions import QueryError
-from ticker.security import CorsPolicy
+from ticker.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
 MAX_VARIANTS = 512
+COMMON_RAW = [(name.encode(), value.encode()) for name, value in (COMMON_HEADERS | API_HEADERS).items()]
 GZIP_MIN_BYTES = 512
 
 
@@ -126,7 +127,7 @@ class PreparedEndpoint:
         self.statuses[await _send(prepared, scope, send, extra)] += 1
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
-        headers = self._cors.preflight(header_value(scope, b"origin")) if self._cors else []
+        headers = COMMON_RAW + (self._cors.preflight(header_value(scope, b"origin")) if self._cors else [])
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         self.statuses[204] += 1

@@ -17,7 +17,8 @@ from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
 from ticker.exceptions import QueryError
 from ticker.models import Coin
 
-MAX_VALUE_CHARS = 1000
+MAX_COINS = 100  # symbols in one `coins` query, duplicates included
+MAX_VALUE_CHARS = MAX_COINS * 21  # room for that many of the longest symbols (20 characters) and commas
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -58,6 +59,8 @@ def select_coins(raw: str | None, settings: Settings) -> tuple[Coin, ...]:
     if raw is None:
         return settings.market.coins
     names = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(names) > MAX_COINS:
+        raise QueryError(f"coins: at most {MAX_COINS} symbols")
     if not names:
         raise QueryError(f"coins: empty; allowed: {', '.join(configured)}")
     chosen: dict[str, Coin] = {}
@@ -84,7 +87,7 @@ def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptio
     return WidgetOptions(
         theme=_choice(params, "theme", THEMES, widget.theme),
         layout=_choice(params, "layout", LAYOUTS, widget.layout),
-        locale=_locale(params, widget.locale),
+        locale=_locale(params, widget.locale, widget.visitor_locales),
         transparent=_flag(params, "transparent", widget.transparent),
         sparkline=_flag(params, "sparkline", widget.sparkline),
     )
@@ -113,13 +116,13 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], defa
     return raw.strip().lower()
 
 
-def _locale(params: Mapping[str, str], default: str) -> str:
+def _locale(params: Mapping[str, str], default: str, allowed: frozenset[str]) -> str:
     raw = _param(params, "locale")
     if raw is None:
         return default
-    name = canonical_locale(raw)
-    if name is None:
-        raise QueryError(f"locale: unknown locale {echo(raw)}; use a name such as en_US, de_DE, fr_FR")
+    name = canonical_locale(raw) if len(raw) <= 20 else None
+    if name is None or name not in allowed:
+        raise QueryError(f"locale: unknown locale {echo(raw)}; allowed: {', '.join(sorted(allowed))}")
     return name
 
 

@@ -15,6 +15,7 @@ COMMON_HEADERS: dict[str, str] = {
     "referrer-policy": "no-referrer",
 }
 NO_FRAMING_CSP = "default-src 'none'; frame-ancestors 'none'"
+API_HEADERS = {"content-security-policy": NO_FRAMING_CSP}
 LANDING_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -16,7 +16,7 @@ import anyio
 from starlette.types import Message, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
-from ticker.prepared import NotFound, PreparedEndpoint, header_value
+from ticker.prepared import COMMON_RAW, NotFound, PreparedEndpoint, header_value
 from ticker.store import SnapshotStore
 
 KEEPALIVE_SECONDS = 15.0
@@ -49,7 +49,7 @@ class PriceStream:
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),  # nginx: pass events through at once
-            (b"x-content-type-options", b"nosniff"),
+            *COMMON_RAW,
         ]
         cors = self._prices.cors
         if cors is not None:

@@ -22,14 +22,13 @@ from ticker.icons import IconCache
 from ticker.models import Coin, iso, utcnow
 from ticker.prepared import NotFound, Prepared, cache_headers
 from ticker.query import canonical_query, echo, select, select_currency, widget_options
-from ticker.security import COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
+from ticker.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
 from ticker.store import SnapshotStore
 from ticker.widget import TEMPLATES, Page, WidgetRenderer
 
 HTML_TYPE = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
 PLAIN_HEADERS = COMMON_HEADERS | {"content-security-policy": NO_FRAMING_CSP}
-API_HEADERS = {"content-security-policy": NO_FRAMING_CSP}
 # A fragment is included into other pages by their servers: it never runs as a document of ours.
 FRAGMENT_HEADERS = API_HEADERS
 LANDING_CSS = (TEMPLATES / "landing.css").read_bytes()

@@ -62,7 +62,7 @@ async def get_json(
         record_upstream(provider, outcome_of(response.status_code), elapsed)
         raise ProviderError(
             provider,
-            f"HTTP {response.status_code}{_detail(response)}",
+            _redact(f"HTTP {response.status_code}{_detail(response)}", headers),
             status=response.status_code,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
             code=_error_code(response),
@@ -156,6 +156,14 @@ def _find_message(body: Any) -> str | None:
         if isinstance(status, dict):
             return _find_message(status)
     return None
+
+
+def _redact(message: str, headers: Mapping[str, str] | None) -> str:
+    """An upstream may echo the key it refused ("invalid key <key>"): never let it into a message."""
+    for name, value in (headers or {}).items():
+        if name.lower() not in ("accept", "user-agent") and len(value) >= 6:
+            message = message.replace(value, "[key]")
+    return message
 
 
 def _short(text: str) -> str:
