@@ -118,3 +118,10 @@ async def test_valid_until_is_the_next_stale_flip(settings):
         max_stale=86400,
     )
     assert board.valid_until == NOW + timedelta(seconds=200)
+
+
+async def test_overlong_queries_are_refused_not_cached(make_client, settings):
+    client = await make_client(settings, snapshot_of(quote("BTC", 1.0)))
+    response = await client.get("/api/v1/prices?junk=" + "x" * 5000)
+    assert response.status_code == 400 and "query too long" in response.json()["error"]
+    assert len(endpoints(client)["prices"]._cache) == 0

@@ -4,9 +4,8 @@ The price data changes once per poll, so a visitor's request is a dict
 lookup: the body (and its gzip form, compressed once), a strong ETag and
 every header are prepared the first time a variant is asked for and kept
 until the snapshot changes or a coin's stale/unavailable state flips. The
-cache is keyed by the raw query string and bounded (LRU), so no query can
-make the server hold unbounded memory; equivalent spellings share one
-rendered body.
+cache is keyed by the raw query string (at most MAX_QUERY_BYTES) and
+bounded (LRU), so no query can make the server hold unbounded memory.
 
 The endpoints are plain ASGI callables (no Request object, no middleware
 on the hot path); a query that fails validation gets its error response
@@ -33,6 +32,7 @@ from ticker.exceptions import QueryError
 from ticker.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
 MAX_VARIANTS = 512
+MAX_QUERY_BYTES = 4096  # every valid query fits; a longer one is refused, never rendered or cached
 COMMON_RAW = [(name.encode(), value.encode()) for name, value in (COMMON_HEADERS | API_HEADERS).items()]
 GZIP_MIN_BYTES = 512
 
@@ -134,6 +134,8 @@ class PreparedEndpoint:
 
     def get(self, scope: Scope) -> Prepared:
         """The current rendering for this request's path and query; raises QueryError or NotFound."""
+        if len(scope["query_string"]) > MAX_QUERY_BYTES:
+            raise QueryError(f"query too long (at most {MAX_QUERY_BYTES} bytes)")
         key = (scope["path"], scope["query_string"])
         prepared = self._cache.get(key)
         if prepared is None or not prepared.fresh(self._version(), self._clock()):
