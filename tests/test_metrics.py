@@ -263,15 +263,19 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
 
-                async def settled(calls: int) -> str | None:
-                    """The scrape once `calls` requests went out and each of them was counted (latency observed)."""
+                async def settled(calls: int, *, up: float | None = None) -> str | None:
+                    """The scrape once `calls` requests were sent and counted, and the snapshot says `up`."""
                     if sent() != calls:
                         return None
                     text = (await client.get("/metrics")).text
-                    return text if upstream_latencies(text) - upstream_latencies(start) == calls else None
+                    counted = upstream_latencies(text) - upstream_latencies(start) == calls
+                    landed = up is None or (
+                        "ticker_provider_up{" in text and value(text, "ticker_provider_up", provider="coingecko") == up
+                    )
+                    return text if counted and landed else None
 
                 # The first round at start: /coins/markets (icons, once a day) and /simple/price.
-                text = await until(lambda: settled(2), "the first round")
+                text = await until(lambda: settled(2, up=1.0), "the first round")
                 families = parse(text)
                 assert {tuple(sorted(s.labels)) for s in families["ticker_upstream_requests"].samples} == {
                     ("outcome", "provider")
@@ -294,7 +298,7 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
                 before = text
                 prices.respond(503, text="<html>down</html>")
                 await rounds.release()
-                text = await until(lambda: settled(8), "the 503")
+                text = await until(lambda: settled(8, up=0.0), "the 503")
                 assert upstream_count(text, "http_5xx") - upstream_count(before, "http_5xx") == 1
                 assert upstream_count(text, "ok") == upstream_count(before, "ok")
                 assert value(text, "ticker_provider_up", provider="coingecko") == 0.0
@@ -316,7 +320,7 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
                 before = text
                 prices.respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
                 await rounds.release()
-                text = await until(lambda: settled(10), "recovery")
+                text = await until(lambda: settled(10, up=1.0), "recovery")
                 assert upstream_count(text, "ok") - upstream_count(before, "ok") == 1
                 assert value(text, last_success, provider="coingecko") == clock.now.timestamp()
                 assert value(text, "ticker_provider_up", provider="coingecko") == 1.0

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
+from typing import Any
 
 import anyio
 import httpx
@@ -22,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from ticker import __version__
 from ticker.config import Settings, load_settings
@@ -31,7 +34,7 @@ from ticker.metrics import Counted, HttpTally, ServiceCollector, build_registry
 from ticker.models import utcnow
 from ticker.openapi import openapi_document
 from ticker.poller import Poller
-from ticker.prepared import ErrorPage, PreparedEndpoint, Render
+from ticker.prepared import ErrorPage, FastPaths, PreparedEndpoint, Render
 from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
 from ticker.security import CorsPolicy
@@ -120,17 +123,18 @@ def create_app(
                     await sharing.close()
 
     cors = CorsPolicy(settings.server.cors_origins)
+    epoch_clock = time.time if clock is utcnow else lambda: clock().timestamp()  # no datetime per request
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
     def prepared(render: Render, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
         return PreparedEndpoint(
-            render, error_page, lambda: store.version, clock=lambda: clock().timestamp(), cors=cors if api else None
+            render, error_page, lambda: store.version, clock=epoch_clock, cors=cors if api else None
         )
 
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
     prices = prepared(views.render_prices, views.json_error_page, api=True)
-    stream = PriceStream(prices, store, closing, clock=lambda: clock().timestamp())
+    stream = PriceStream(prices, store, closing, clock=epoch_clock)
     routes = [
         Route("/api/v1/prices", prices, methods=api, name="prices"),
         Route("/api/v1/stream", stream, methods=["GET"], name="stream"),
@@ -190,9 +194,28 @@ def create_app(
         return Response("Internal Server Error", 500, media_type="text/plain", headers=PLAIN_HEADERS)
 
     handlers = {404: not_found, HTTPException: http_error, Exception: server_error}
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    fast = {
+        route.path: route.endpoint
+        for route in routes
+        if route.name in FAST_ROUTES and isinstance(route.endpoint, PreparedEndpoint)
+    }
+    app = TickerApp(routes=routes, lifespan=lifespan, exception_handlers=handlers, fast_paths=fast)
     app.router.redirect_slashes = False  # a redirect would be built from the visitor's Host header
     return app
+
+
+FAST_ROUTES = ("prices", "widget", "fragment")  # hit by every page view and bot: served before the router
+
+
+class TickerApp(Starlette):
+    """Starlette, with the hottest prepared endpoints served before its middleware and router."""
+
+    def __init__(self, *, fast_paths: Mapping[str, PreparedEndpoint], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast_paths = fast_paths
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastPaths(super().build_middleware_stack(), self._fast_paths)
 
 
 def app_from_environment() -> Starlette:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
@@ -26,13 +27,16 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
 from ticker.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
+logger = logging.getLogger(__name__)
+
 MAX_VARIANTS = 512
 MAX_QUERY_BYTES = 4096  # every valid query fits; a longer one is refused, never rendered or cached
+PLAIN_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 COMMON_RAW = [(name.encode(), value.encode()) for name, value in (COMMON_HEADERS | API_HEADERS).items()]
 GZIP_MIN_BYTES = 512
 
@@ -123,6 +127,12 @@ class PreparedEndpoint:
             self.statuses[404] += 1
             await self._error_page(str(err), 404)(scope, receive, send)
             return
+        except Exception:  # a rendering bug: a plain 500, logged, never a traceback page
+            logger.exception("rendering %s failed", scope["path"])
+            self.statuses[500] += 1
+            await send({"type": "http.response.start", "status": 500, "headers": [*COMMON_RAW, *PLAIN_TEXT]})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            return
         extra = self._cors.headers_for(header_value(scope, b"origin")) if self._cors else []
         self.statuses[await _send(prepared, scope, send, extra)] += 1
 
@@ -198,3 +208,23 @@ def _matches(if_none_match: bytes, etag: bytes) -> bool:
     if if_none_match.strip() == b"*":
         return True
     return any(candidate.strip().removeprefix(b"W/") == etag for candidate in if_none_match.split(b","))
+
+
+class FastPaths:
+    """ASGI: the hottest exact paths go straight to their PreparedEndpoint, before Starlette's middleware and router.
+
+    Everything else (and every other method) goes through the full app. The endpoints handle their own
+    errors, so nothing here needs Starlette's error middleware.
+    """
+
+    def __init__(self, app: ASGIApp, endpoints: Mapping[str, PreparedEndpoint]) -> None:
+        self._app = app
+        self._endpoints = dict(endpoints)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self._app(scope, receive, send)

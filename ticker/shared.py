@@ -106,7 +106,7 @@ class RedisSnapshotStore(SnapshotStore):
 
     async def put(self, snapshot: Snapshot) -> None:
         self._set_current(snapshot)
-        await self._persist_file(snapshot.to_json())
+        await self._persist_file(await anyio.to_thread.run_sync(snapshot.to_json))
         try:
             await self._cache.set(SNAPSHOT_KEY, snapshot.to_dict())
             self._seen_shared = int(await self.redis.incr(self._version_key))
