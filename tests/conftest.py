@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisServer
 from ticker.app import create_app
 from ticker.config import Settings, load_settings
 from ticker.models import Quote, Snapshot
@@ -97,3 +99,29 @@ async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
     yield build
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    """A local fake CoinGecko and CoinPaprika with prices for BTC, ETH and ARRR (see tests/fake_upstream.py)."""
+    with FakeUpstream() as fake:
+        fake.coingecko.prices = {
+            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
+            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
+            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
+        }
+        fake.coinpaprika.prices = {
+            "btc-bitcoin": {"usd": (90900.0, 1.5), "eur": (84100.0, 1.6)},
+            "eth-ethereum": {"usd": (3020.0, -2.3), "eur": (2795.0, None)},
+            "arrr-pirate": {"usd": (0.0000123, 12.0), "eur": (0.0000113, 12.0)},
+        }
+        yield fake
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, no persistence; the test may stop and restart it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -50,3 +51,14 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def require_redis_server() -> None:
+    """Skip the calling test module without redis-server, unless TICKER_REQUIRE_REDIS=1 (CI) makes that a failure."""
+    if shutil.which("redis-server") is not None:
+        return
+    if os.environ.get("TICKER_REQUIRE_REDIS") == "1":
+        raise RuntimeError("redis-server is required (TICKER_REQUIRE_REDIS=1) but not installed")
+    import pytest
+
+    pytest.skip("redis-server not installed (apt-get install redis-server)", allow_module_level=True)

@@ -7,29 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from tests.fake_upstream import FakeUpstream
 from tests.service import Service, free_port, wait_until, write_config
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        fake.coingecko.prices = {
-            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
-            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
-            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
-        }
-        fake.coinpaprika.prices = {
-            "btc-bitcoin": {"usd": (90900.0, 1.5), "eur": (84100.0, 1.6)},
-            "eth-ethereum": {"usd": (3020.0, -2.3), "eur": (2795.0, None)},
-            "arrr-pirate": {"usd": (0.0000123, 12.0), "eur": (0.0000113, 12.0)},
-        }
-        yield fake
 
 
 def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):

@@ -7,7 +7,6 @@ start at zero and must equal the fake upstream's own request count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import anyio
@@ -20,7 +19,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import NOW, FakeClock, fixture_json, quote, settings_from, snapshot_of
-from tests.fake_upstream import FakeUpstream
 from tests.service import Service, free_port, wait_until, write_config
 from ticker.app import create_app
 from ticker.metrics import build_registry
@@ -326,17 +324,6 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
                 assert value(text, "ticker_provider_up", provider="coingecko") == 1.0
     finally:
         rounds.close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        fake.coingecko.prices = {
-            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
-            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
-            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
-        }
-        yield fake
 
 
 def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstream):

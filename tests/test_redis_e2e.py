@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import time
 
-import pytest
-
 from tests.fake_upstream import FakeUpstream
-from tests.redis_server import RedisServer
+from tests.redis_server import require_redis_server
 from tests.service import Service, free_port, wait_until, write_config
 
-if shutil.which("redis-server") is None:
-    if os.environ.get("TICKER_REQUIRE_REDIS") == "1":
-        raise RuntimeError("redis-server is required (TICKER_REQUIRE_REDIS=1) but not installed")
-    pytest.skip("redis-server not installed (apt-get install redis-server)", allow_module_level=True)
+require_redis_server()
 
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def upstream():
-    with FakeUpstream() as fake:
-        fake.coingecko.prices = {
-            "bitcoin": {"usd": (90917.04, 1.64), "eur": (84123.55, 1.7)},
-            "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, -2.2)},
-            "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
-        }
-        yield fake
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def shared_config(tmp_path, upstream, redis_url, name, *, poller="stale_after_seconds = 30"):

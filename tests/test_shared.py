@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import anyio
 import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import NOW, quote, snapshot_of
-from tests.redis_server import RedisServer
+from tests.redis_server import require_redis_server
 from ticker.icons import Icon
 from ticker.shared import LEASE_KEY, REDIS_FAILURES, PollerLease, RedisHealth, RedisSnapshotStore, redis_cache
 
-if shutil.which("redis-server") is None:
-    if os.environ.get("TICKER_REQUIRE_REDIS") == "1":
-        raise RuntimeError("redis-server is required (TICKER_REQUIRE_REDIS=1) but not installed")
-    pytest.skip("redis-server not installed (apt-get install redis-server)", allow_module_level=True)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+require_redis_server()
 
 
 def make_store(url: str, namespace: str = "ticker") -> RedisSnapshotStore:
