@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -83,10 +83,6 @@ class Quote:
             updated_at=parse_iso(updated) if isinstance(updated, str) else None,
             source=str(data["source"]),
         )
-
-    def stamped(self, fetched_at: datetime) -> Quote:
-        """The quote with `updated_at` set, falling back to when we fetched it."""
-        return self if self.updated_at is not None else replace(self, updated_at=fetched_at)
 
 
 @dataclass(frozen=True)

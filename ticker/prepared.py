@@ -171,9 +171,6 @@ class PreparedEndpoint:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
 
-    def clear(self) -> None:
-        self._cache.clear()
-
 
 def header_value(scope: Scope, name: bytes) -> bytes:
     for key, value in scope["headers"]:
