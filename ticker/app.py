@@ -118,7 +118,7 @@ def create_app(
                     closing.set()
                     tasks.cancel_scope.cancel()
             if sharing is not None:
-                with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(1, shield=True):  # a silent Redis must not hold up shutdown
                     await lease.release()
                     await sharing.close()
 

@@ -149,7 +149,7 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
             except ProviderError as err:
                 print(f"{provider.name}: failed: {err.message}")
                 continue
-            answered = True
+            answered = answered or bool(quotes)
             got = {(q.symbol, q.currency) for q in quotes}
             rows.extend(_quote_row(q, settings.widget.locale) for q in quotes)
             lacking = sorted({c.symbol for c in coins for cur in currencies if (c.symbol, cur) not in got})

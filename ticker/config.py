@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
@@ -363,6 +364,8 @@ def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:
     url = table.take("url", str, "memory://")
     if not url.startswith(("memory://", "redis://", "rediss://")):
         raise ConfigError(f"cache.url: expected memory:// or redis://host:port/db, got {_describe(url)}")
+    if url.startswith(("redis://", "rediss://")):
+        _check_redis_url(url)
     namespace = table.take("namespace", str, "ticker")
     if not namespace or not all(ch.isalnum() or ch in "-_.:" for ch in namespace):
         raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {_describe(namespace)}")
@@ -372,6 +375,17 @@ def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:
     table.finish()
     snapshot_path = _resolve_path(raw_path, base_dir) if raw_path else None
     return CacheSettings(url, namespace, snapshot_path, redis_fallback)
+
+
+def _check_redis_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError when out of range
+    except ValueError as err:
+        raise ConfigError(f"cache.url: {err} in {_describe(url)}") from err
+    db = parts.path.lstrip("/")
+    if not parts.hostname or (db and not db.isdigit()):
+        raise ConfigError(f"cache.url: expected redis://[:password@]host[:port][/db number], got {_describe(url)}")
 
 
 def _parse_server(table: _Table) -> ServerSettings:

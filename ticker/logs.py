@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,12 +29,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class OncePerDay(logging.Filter):
+    """Per-coin data problems repeat every round: a record marked `extra={"once": key}` passes once a day.
+
+    Repeats pass only while DEBUG is on, so a coin whose provider keeps sending a bad price is one
+    WARNING line a day, not one per round.
+    """
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._monotonic = monotonic
+        self._seen: dict[object, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = getattr(record, "once", None)
+        if key is None:
+            return True
+        now = self._monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last < 86400:
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        self._seen[key] = now
+        return True
+
+
 def setup_logging(log_format: str, *, level: int | None = None) -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OncePerDay())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("TICKER_LOG_LEVEL", "INFO").upper())

@@ -204,7 +204,14 @@ def _valid(quotes: Iterable[Quote], wanted: set[Pair], now: datetime) -> Iterabl
         if (quote.symbol, quote.currency) not in wanted:
             continue
         if not (isinstance(quote.price, float) and math.isfinite(quote.price) and quote.price > 0):
-            logger.warning("%s: rejecting %s/%s price %r", quote.source, quote.symbol, quote.currency, quote.price)
+            logger.warning(
+                "%s: rejecting %s/%s price %r",
+                quote.source,
+                quote.symbol,
+                quote.currency,
+                quote.price,
+                extra={"once": (quote.source, quote.symbol, quote.currency, "rejected")},
+            )
             continue
         change = quote.change_24h_pct
         if change is not None and not math.isfinite(change):

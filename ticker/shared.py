@@ -58,6 +58,8 @@ def redis_cache(url: str, namespace: str) -> Any:
         ssl=parts.scheme == "rediss",
         create_connection_timeout=REDIS_TIMEOUT,
         timeout=REDIS_TIMEOUT,
+        # Calls made on the client itself (version key, lease) need their own bound on a silent Redis.
+        connection_pool_kwargs={"socket_timeout": REDIS_TIMEOUT},
     )
 
 

@@ -37,7 +37,6 @@ class PriceStream:
         self._closing = closing
         self._clock = clock
         self._keepalive = keepalive
-        self.open_streams = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -56,14 +55,10 @@ class PriceStream:
             headers += [(k.encode(), v.encode()) for k, v in cors.static_headers.items()]
             headers += cors.headers_for(header_value(scope, b"origin"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        self.open_streams += 1
-        try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                tasks.start_soon(_cancel_on_event, self._closing, tasks.cancel_scope)
-                await self._pump(scope, send, prepared.body)
-        finally:
-            self.open_streams -= 1
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
+            tasks.start_soon(_cancel_on_event, self._closing, tasks.cancel_scope)
+            await self._pump(scope, send, prepared.body)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, scope: Scope, send: Send, body: bytes) -> None:

@@ -32,7 +32,6 @@ SOURCE_LABELS: dict[str, tuple[str, str | None]] = {
     "kraken": ("Kraken", "https://www.kraken.com/"),
     "binance": ("Binance", "https://www.binance.com/"),
     "coinbase": ("Coinbase", "https://exchange.coinbase.com/"),
-    "cryptocompare": ("CryptoCompare", "https://www.cryptocompare.com/"),
     "demo": ("simulated demo data", None),
     "static": ("fixed prices set by this site", None),
 }

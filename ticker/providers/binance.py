@@ -202,7 +202,13 @@ def quote_from_ticker(coin: Coin, item: dict[str, Any], source: str = "binance")
     """Prices and changes arrive as strings; numbers pass through (the poller rejects NaN and <= 0)."""
     price = number(item.get("lastPrice"))
     if price is None:
-        logger.warning("%s: %s: ignoring non-numeric price %.40r", source, coin.symbol, item.get("lastPrice"))
+        logger.warning(
+            "%s: %s: ignoring non-numeric price %.40r",
+            source,
+            coin.symbol,
+            item.get("lastPrice"),
+            extra={"once": (source, coin.symbol, "price")},
+        )
         return None
     return Quote(
         symbol=coin.symbol,

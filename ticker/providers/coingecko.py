@@ -9,6 +9,7 @@ prices and 24h changes for every coin and currency come from one
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -107,7 +108,12 @@ class CoinGecko:
         if entry is None:
             return []  # unknown or delisted id: CoinGecko simply omits it
         if not isinstance(entry, dict):
-            logger.warning("coingecko: %s: ignoring malformed entry (%s)", coin.symbol, type(entry).__name__)
+            logger.warning(
+                "coingecko: %s: ignoring malformed entry (%s)",
+                coin.symbol,
+                type(entry).__name__,
+                extra={"once": (self.name, coin.symbol, "entry")},
+            )
             return []
         updated_at = unix_time(entry.get("last_updated_at"))
         icon = self._icons.get(coin.ids[self.name])
@@ -119,7 +125,11 @@ class CoinGecko:
             price = json_number(entry[currency])
             if price is None:
                 logger.warning(
-                    "coingecko: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, entry[currency]
+                    "coingecko: %s/%s: ignoring non-numeric price %.40r",
+                    coin.symbol,
+                    currency,
+                    entry[currency],
+                    extra={"once": (self.name, coin.symbol, currency, "price")},
                 )
                 continue
             change = entry.get(f"{currency}_24h_change")
@@ -202,7 +212,7 @@ def _sparkline(value: Any) -> tuple[float, ...]:
     prices = value.get("price") if isinstance(value, dict) else None
     if not isinstance(prices, list):
         return ()
-    return tuple(p for p in (json_number(x) for x in prices[-200:]) if p is not None and p > 0)
+    return tuple(p for p in (json_number(x) for x in prices[-200:]) if p is not None and 0 < p < math.inf)
 
 
 def _is_http_url(value: Any) -> bool:

@@ -146,7 +146,10 @@ class CoinPaprika:
         quotes_by_code = row.get("quotes")
         if not isinstance(quotes_by_code, dict):
             logger.warning(
-                "coinpaprika: %s: ignoring malformed quotes (%s)", coin.symbol, type(quotes_by_code).__name__
+                "coinpaprika: %s: ignoring malformed quotes (%s)",
+                coin.symbol,
+                type(quotes_by_code).__name__,
+                extra={"once": (self.name, coin.symbol, "quotes")},
             )
             return []
         updated_at = _updated_at(row.get("last_updated"))
@@ -157,14 +160,24 @@ class CoinPaprika:
                 continue  # not returned: the next provider may have it
             if not isinstance(entry, dict):
                 logger.warning(
-                    "coinpaprika: %s/%s: ignoring malformed quote (%s)", coin.symbol, currency, type(entry).__name__
+                    "coinpaprika: %s/%s: ignoring malformed quote (%s)",
+                    coin.symbol,
+                    currency,
+                    type(entry).__name__,
+                    extra={"once": (self.name, coin.symbol, currency, "quote")},
                 )
                 continue
             raw = entry.get("price")
             # Missing values come as "" (documented); a numeric string is off-schema too: neither is a price.
             price = json_number(raw)
             if price is None:
-                logger.warning("coinpaprika: %s/%s: ignoring non-numeric price %.40r", coin.symbol, currency, raw)
+                logger.warning(
+                    "coinpaprika: %s/%s: ignoring non-numeric price %.40r",
+                    coin.symbol,
+                    currency,
+                    raw,
+                    extra={"once": (self.name, coin.symbol, currency, "price")},
+                )
                 continue
             change = entry.get("percent_change_24h")  # rolling 24 h, in percent
             quotes.append(

@@ -238,7 +238,12 @@ class Kraken:
         last = entry.get("c") if isinstance(entry, dict) else None
         price = number(last[0]) if isinstance(last, list) and last else None
         if price is None:
-            logger.warning("kraken: %s/usd: ignoring entry without a numeric last price (%.60r)", coin.symbol, entry)
+            logger.warning(
+                "kraken: %s/usd: ignoring entry without a numeric last price (%.60r)",
+                coin.symbol,
+                entry,
+                extra={"once": (self.name, coin.symbol, "price")},
+            )
             return None
         return Quote(coin.symbol, CURRENCY, price, None, None, self.name)
 
