@@ -125,3 +125,12 @@ async def test_overlong_queries_are_refused_not_cached(make_client, settings):
     response = await client.get("/api/v1/prices?junk=" + "x" * 5000)
     assert response.status_code == 400 and "query too long" in response.json()["error"]
     assert len(endpoints(client)["prices"]._cache) == 0
+
+
+async def test_spellings_of_one_variant_share_one_rendering(make_client, settings):
+    """Cache-busting junk (`?_=1`, `?_=2`, ...) and other spellings never force a new render."""
+    client = await make_client(settings, snapshot_of(quote("BTC", 1.0), quote("ETH", 2.0)))
+    widget = endpoints(client)["widget"]
+    urls = [f"/widget?_={i}" for i in range(200)] + ["/widget?coins=btc,eth", "/widget?coins=BTC,ETH&theme=auto"]
+    bodies = {(await client.get(url)).content for url in urls}
+    assert len(bodies) == 1 and widget.renders == 1

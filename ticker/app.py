@@ -34,7 +34,7 @@ from ticker.metrics import Counted, HttpTally, ServiceCollector, build_registry
 from ticker.models import utcnow
 from ticker.openapi import openapi_document
 from ticker.poller import Poller
-from ticker.prepared import ErrorPage, FastPaths, PreparedEndpoint, Render
+from ticker.prepared import ErrorPage, FastPaths, PreparedEndpoint, Render, VariantKey
 from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
 from ticker.security import CorsPolicy
@@ -126,26 +126,41 @@ def create_app(
     epoch_clock = time.time if clock is utcnow else lambda: clock().timestamp()  # no datetime per request
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
-    def prepared(render: Render, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
+    def prepared(render: Render, variant: VariantKey, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
         return PreparedEndpoint(
-            render, error_page, lambda: store.version, clock=epoch_clock, cors=cors if api else None
+            render,
+            error_page,
+            lambda: store.version,
+            variant=variant,
+            clock=epoch_clock,
+            cors=cors if api else None,
         )
 
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
-    prices = prepared(views.render_prices, views.json_error_page, api=True)
+    prices = prepared(views.render_prices, views.prices_variant, views.json_error_page, api=True)
     stream = PriceStream(prices, store, closing, clock=epoch_clock)
     routes = [
         Route("/api/v1/prices", prices, methods=api, name="prices"),
         Route("/api/v1/stream", stream, methods=["GET"], name="stream"),
         Route(
             "/api/v1/prices/{symbol}",
-            prepared(views.render_price, views.json_error_page, api=True),
+            prepared(views.render_price, views.price_variant, views.json_error_page, api=True),
             methods=api,
             name="price",
         ),
-        Route("/widget", prepared(views.render_widget, views.html_error_page), methods=get, name="widget"),
-        Route("/widget/fragment", prepared(views.render_fragment, views.html_error_page), methods=get, name="fragment"),
+        Route(
+            "/widget",
+            prepared(views.render_widget, views.widget_variant, views.html_error_page),
+            methods=get,
+            name="widget",
+        ),
+        Route(
+            "/widget/fragment",
+            prepared(views.render_fragment, views.widget_variant, views.html_error_page),
+            methods=get,
+            name="fragment",
+        ),
         Route("/widget/site.css", views.site_css, name="site_css"),
         Route("/icons/{symbol}", views.icon, name="icon"),
         Route("/embed.js", views.embed_js, name="embed_js"),

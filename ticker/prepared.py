@@ -87,6 +87,7 @@ def cache_headers(*, interval: float, max_stale: float, generated_at: float | No
 
 
 Render = Callable[[Mapping[str, Any], QueryParams], Prepared]
+VariantKey = Callable[[Mapping[str, Any], QueryParams], str]  # validates (QueryError, NotFound) and names the variant
 ErrorPage = Callable[[str, int], Response]
 
 
@@ -99,6 +100,7 @@ class PreparedEndpoint:
         error_page: ErrorPage,
         version: Callable[[], int],
         *,
+        variant: VariantKey | None = None,
         clock: Callable[[], float] = time.time,
         max_variants: int = MAX_VARIANTS,
         cors: CorsPolicy | None = None,
@@ -109,7 +111,9 @@ class PreparedEndpoint:
         self._version = version
         self._clock = clock
         self._max = max_variants
-        self._cache: OrderedDict[tuple[str, bytes], Prepared] = OrderedDict()
+        self._variant = variant
+        self._cache: OrderedDict[tuple[str, bytes], Prepared] = OrderedDict()  # raw query -> rendering
+        self._variants: OrderedDict[str, Prepared] = OrderedDict()  # canonical variant -> rendering
         self.renders = 0  # how many bodies were rendered, for tests and the benchmark
         self.statuses: Counter[int] = Counter()  # responses by status, for /metrics
 
@@ -149,8 +153,21 @@ class PreparedEndpoint:
         key = (scope["path"], scope["query_string"])
         prepared = self._cache.get(key)
         if prepared is None or not prepared.fresh(self._version(), self._clock()):
-            prepared = self._prepare(scope)
-            self._remember(key, prepared)
+            prepared = self._variant_for(scope)
+            _remember(self._cache, key, prepared, self._max)
+        return prepared
+
+    def _variant_for(self, scope: Scope) -> Prepared:
+        """Spellings of one variant (`?coins=btc`, `?coins=BTC&x=1`) share one rendering: junk can't force renders."""
+        path_params = scope.get("path_params", {})
+        query = QueryParams(scope["query_string"].decode("latin-1"))
+        if self._variant is None:
+            return self._prepare(path_params, query)
+        variant = self._variant(path_params, query)
+        prepared = self._variants.get(variant)
+        if prepared is None or not prepared.fresh(self._version(), self._clock()):
+            prepared = self._prepare(path_params, query)
+            _remember(self._variants, variant, prepared, self._max)
         return prepared
 
     def error_page(self, message: str, status: int) -> Response:
@@ -160,16 +177,16 @@ class PreparedEndpoint:
     def cors(self) -> CorsPolicy | None:
         return self._cors
 
-    def _prepare(self, scope: Scope) -> Prepared:
+    def _prepare(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         self.renders += 1
-        query = QueryParams(scope["query_string"].decode("latin-1"))
-        return self._render(scope.get("path_params", {}), query)
+        return self._render(path_params, query)
 
-    def _remember(self, key: tuple[str, bytes], prepared: Prepared) -> None:
-        self._cache[key] = prepared
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+
+def _remember(cache: OrderedDict[Any, Prepared], key: Any, prepared: Prepared, limit: int) -> None:
+    cache[key] = prepared
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
 
 
 def header_value(scope: Scope, name: bytes) -> bytes:

@@ -71,6 +71,16 @@ class Views:
             with_history=with_history,
         )
 
+    def prices_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
+        selection = select(query, self._settings)
+        return f"{','.join(c.symbol for c in selection.coins)}|{selection.currency}"
+
+    def price_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
+        return f"{self._coin(path_params).symbol}|{select_currency(query, self._settings)}"
+
+    def widget_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
+        return canonical_query(select(query, self._settings), widget_options(query, self._settings))
+
     def render_prices(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         version = self._store.version
         selection = select(query, self._settings)
@@ -79,15 +89,19 @@ class Views:
 
     def render_price(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         version = self._store.version
-        raw = str(path_params["symbol"])
-        coin = self._settings.coins_by_symbol.get(canonical_symbol(raw))
-        if coin is None:
-            raise NotFound(f"unknown coin {echo(raw)}; configured: {', '.join(self._settings.coins_by_symbol)}")
+        coin = self._coin(path_params)
         currency = select_currency(query, self._settings)
         board = self.board((coin,), currency, self._clock())
         row = board.rows[0].to_json(self._settings.server.public_url)
         body = row | {"currency": currency, "generated_at": iso(board.generated_at)}
         return self._prepared(json_bytes(body), JSON_TYPE, board, version)
+
+    def _coin(self, path_params: Mapping[str, Any]) -> Coin:
+        raw = str(path_params["symbol"])
+        coin = self._settings.coins_by_symbol.get(canonical_symbol(raw))
+        if coin is None:
+            raise NotFound(f"unknown coin {echo(raw)}; configured: {', '.join(self._settings.coins_by_symbol)}")
+        return coin
 
     def render_widget(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         return self._html(query, fragment=False)
