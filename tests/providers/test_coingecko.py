@@ -246,3 +246,13 @@ async def test_sparklines_come_with_the_daily_markets_call_once(respx_mock, clie
     assert first[("BTC", "eur")].sparkline_7d is None  # the series is in the markets currency only
     second = await cg.fetch(COINS[:2], ["usd"])
     assert all(q.sparkline_7d is None for q in second)  # handed out once, not carried every round
+
+
+async def test_an_oversized_body_is_refused_without_being_held(respx_mock, client, monkeypatch):
+    import ticker.providers._http as http
+
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 1024)
+    mock_markets(respx_mock)
+    respx_mock.get(PRICE_URL).respond(200, content=b'{"bitcoin": {"usd": 1.0, "pad": "' + b"x" * 5000 + b'"}}')
+    with pytest.raises(ProviderError, match="response too large"):
+        await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])

@@ -50,7 +50,10 @@ async def get_json(
         )
     started = time.perf_counter()
     try:
-        response = await client.get(url, params=params, headers=headers)
+        response, content = await _read_capped(client, url, params, headers)
+    except _TooLarge as err:
+        record_upstream(provider, "invalid_body", time.perf_counter() - started)
+        raise ProviderError(provider, f"response too large (over {MAX_BODY_BYTES} bytes)", status=200) from err
     except httpx.TimeoutException as err:
         record_upstream(provider, "timeout", time.perf_counter() - started)
         raise ProviderError(provider, f"timed out ({type(err).__name__})") from err
@@ -62,22 +65,38 @@ async def get_json(
         record_upstream(provider, outcome_of(response.status_code), elapsed)
         raise ProviderError(
             provider,
-            _redact(f"HTTP {response.status_code}{_detail(response)}", headers),
+            _redact(f"HTTP {response.status_code}{_detail(content)}", headers),
             status=response.status_code,
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            code=_error_code(response),
+            code=_error_code(content),
         )
-    if len(response.content) > MAX_BODY_BYTES:
-        record_upstream(provider, "invalid_body", elapsed)
-        raise ProviderError(provider, f"response too large ({len(response.content)} bytes)", status=200)
     try:
-        body = json.loads(response.content)
+        body = json.loads(content)
     except ValueError as err:
         record_upstream(provider, "invalid_body", elapsed)
-        kind = "an HTML page" if response.content.lstrip()[:1] == b"<" else "invalid JSON"
+        kind = "an HTML page" if content.lstrip()[:1] == b"<" else "invalid JSON"
         raise ProviderError(provider, f"HTTP 200 with {kind} instead of JSON", status=200) from err
     record_upstream(provider, "ok", elapsed)
     return body
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(
+    client: httpx.AsyncClient, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None
+) -> tuple[httpx.Response, bytes]:
+    """The response and its body, read no further than MAX_BODY_BYTES: an upstream cannot fill our memory."""
+    async with client.stream("GET", url, params=params, headers=headers) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLarge(size)
+            chunks.append(chunk)
+    return response, b"".join(chunks)
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -124,20 +143,20 @@ def unix_time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(content: bytes) -> str:
     """A short, log-safe reason from an error body (JSON message or nothing)."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(content)
     except ValueError:
-        return " (HTML page)" if response.content.lstrip()[:1] == b"<" else ""
+        return " (HTML page)" if content.lstrip()[:1] == b"<" else ""
     message = _find_message(body)
     return f": {_short(message)}" if message else ""
 
 
-def _error_code(response: httpx.Response) -> int | None:
+def _error_code(content: bytes) -> int | None:
     """A numeric `code` in a JSON error body ({"code": -1121, "msg": ...}), if there is one."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(content)
     except ValueError:
         return None
     code = body.get("code") if isinstance(body, dict) else None
