@@ -75,3 +75,24 @@ def test_monogram_is_a_stable_escaped_svg():
     assert svg.startswith("<svg") and ">BTC</text>" in svg
     assert svg == monogram_svg("BTC").decode() and svg != monogram_svg("ETH").decode()
     assert "<b>" not in monogram_svg("<b>").decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/icon.png",
+        "http://10.0.0.5/icon.png",
+        "http://192.168.1.1/icon.png",
+        "http://[fe80::1]/icon.png",
+        "http://0.0.0.0/icon.png",
+    ],
+)
+async def test_upstream_urls_cannot_reach_private_addresses(respx_mock, client, url):
+    assert await download_icon(client, url) is None
+    assert not respx_mock.calls
+
+
+async def test_redirects_are_not_followed(respx_mock, client):
+    respx_mock.get(URL).respond(302, headers={"location": "http://169.254.169.254/x.png"})
+    assert await download_icon(client, URL) is None
+    assert len(respx_mock.calls) == 1

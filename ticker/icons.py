@@ -10,6 +10,7 @@ generated monogram SVG.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -132,11 +134,12 @@ class SharedIcons(Protocol):
 
 async def download_icon(client: httpx.AsyncClient, url: str) -> Icon | None:
     """One icon, or None (logged) if it is not a small raster image over http(s)."""
-    if not url.startswith(("https://", "http://")):
-        logger.info("not downloading icon %.80r: not an http(s) URL", url)
+    if not url.startswith(("https://", "http://")) or not _public_host(url):
+        logger.info("not downloading icon %.80r: not an http(s) URL on a public host", url)
         return None
     try:
-        async with client.stream("GET", url, follow_redirects=True, timeout=10) as response:
+        # No redirects: each hop would need the same check, and icon CDNs answer directly.
+        async with client.stream("GET", url, follow_redirects=False, timeout=10) as response:
             if response.status_code != 200 or response.url.scheme not in ("http", "https"):
                 logger.info("icon %s: HTTP %d", url, response.status_code)
                 return None
@@ -154,6 +157,29 @@ async def download_icon(client: httpx.AsyncClient, url: str) -> Icon | None:
         logger.info("icon %s: content type %r is not an accepted raster image", url, kind)
         return None
     return Icon(body, kind)
+
+
+def _public_host(url: str) -> bool:
+    """Upstream-supplied URLs must not make us request private or link-local addresses (cloud metadata,
+    an internal admin page). Loopback stays allowed for a mirror on the same host and for tests; host
+    names are not resolved here."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)  # a name, not an address literal
+    if address.is_loopback:
+        return True
+    return not (
+        address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
 
 
 def _sniff(body: bytes) -> str | None:

@@ -108,9 +108,11 @@ class RedisSnapshotStore(SnapshotStore):
 
     async def put(self, snapshot: Snapshot) -> None:
         self._set_current(snapshot)
-        await self._persist_file(await anyio.to_thread.run_sync(snapshot.to_json))
+        raw = await anyio.to_thread.run_sync(snapshot.to_json)  # once, off the event loop
+        await self._persist_file(raw)
         try:
-            await self._cache.set(SNAPSHOT_KEY, snapshot.to_dict())
+            # JSON text under the namespaced key, through aiocache's raw call: serialised once, never pickle.
+            await self._cache.raw("set", self.key(SNAPSHOT_KEY), raw)
             self._seen_shared = int(await self.redis.incr(self._version_key))
         except REDIS_FAILURES as err:
             self.health.lost(err)
@@ -124,12 +126,12 @@ class RedisSnapshotStore(SnapshotStore):
         version = int(raw_version) if raw_version is not None else None
         if version is None or version == self._seen_shared:
             return False
-        data = await self._cache.get(SNAPSHOT_KEY)
+        raw = await self._cache.raw("get", self.key(SNAPSHOT_KEY))
         self._seen_shared = version
-        if not isinstance(data, dict):
+        if raw is None:
             return False
         try:
-            shared = Snapshot.from_dict(data)
+            shared = await anyio.to_thread.run_sync(Snapshot.from_json, raw)
         except (ValueError, KeyError, TypeError) as err:
             logger.warning("ignoring a damaged shared snapshot: %s", err)
             return False
