@@ -7,15 +7,14 @@ ConfigError whose message starts with the key's dotted path
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
@@ -25,6 +24,7 @@ from ticker.coins import DEFAULT_SYMBOLS, canonical_symbol, lookup
 from ticker.exceptions import ConfigError
 from ticker.models import Coin
 from ticker.providers import PROVIDERS
+from ticker.toml_table import Table, describe
 
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
 THEMES = ("light", "dark", "auto")
@@ -138,77 +138,6 @@ class Settings:
         return {coin.symbol: coin for coin in self.market.coins}
 
 
-T = TypeVar("T")
-
-
-class _Table:
-    """Reads one TOML table, checking types, and rejects keys nobody read."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a table, got {_describe(data)}")
-        self.data = dict(data)
-        self.path = path
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def take(self, name: str, kind: type[T] | tuple[type, ...], default: T) -> T:
-        if name not in self.data:
-            return default
-        value = self.data.pop(name)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and kind is not bool:
-            raise ConfigError(f"{self.key(name)}: expected {_kind_name(kind)}, got {_describe(value)}")
-        if not isinstance(value, kind):
-            raise ConfigError(f"{self.key(name)}: expected {_kind_name(kind)}, got {_describe(value)}")
-        return value  # type: ignore[return-value]
-
-    def take_number(self, name: str, default: float, *, minimum: float, exclusive: bool = False) -> float:
-        value = self.take(name, float, default)
-        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
-            bound = f"greater than {minimum:g}" if exclusive else f"at least {minimum:g}"
-            raise ConfigError(f"{self.key(name)}: expected a number {bound}, got {value!r}")
-        return value
-
-    def take_choice(self, name: str, choices: Sequence[str], default: str) -> str:
-        value = self.take(name, str, default)
-        if value not in choices:
-            raise ConfigError(f"{self.key(name)}: expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def take_strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.take(name, list, list(default))
-        for index, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                raise ConfigError(f"{self.key(name)}[{index}]: expected a non-empty string, got {_describe(item)}")
-        return tuple(value)
-
-    def finish(self) -> None:
-        for name in self.data:
-            raise ConfigError(f"{self.key(name)}: unknown key")
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
-    names[dict] = "a table"
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:40] + "…")
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ticker"
@@ -235,23 +164,23 @@ def load_settings(path: str | os.PathLike[str] | None) -> Settings:
 
 
 def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) -> Settings:
-    root = _Table(data, "")
-    market = _parse_market(_Table(root.take("market", dict, {}), "market"))
-    provider_tables = _Table(root.take("providers", dict, {}), "providers")
+    root = Table(data, "")
+    market = _parse_market(Table(root.take("market", dict, {}), "market"))
+    provider_tables = Table(root.take("providers", dict, {}), "providers")
     for name in provider_tables.data:
         if name not in PROVIDERS:
             raise ConfigError(f"providers.{name}: unknown provider (known: {', '.join(PROVIDERS)})")
     providers = {name: _parse_provider(provider_tables, name) for name in PROVIDERS}
-    poller = _parse_poller(_Table(root.take("poller", dict, {}), "poller"))
-    cache = _parse_cache(_Table(root.take("cache", dict, {}), "cache"), base_dir)
-    server = _parse_server(_Table(root.take("server", dict, {}), "server"))
-    widget = _parse_widget(_Table(root.take("widget", dict, {}), "widget"), base_dir)
+    poller = _parse_poller(Table(root.take("poller", dict, {}), "poller"))
+    cache = _parse_cache(Table(root.take("cache", dict, {}), "cache"), base_dir)
+    server = _parse_server(Table(root.take("server", dict, {}), "server"))
+    widget = _parse_widget(Table(root.take("widget", dict, {}), "widget"), base_dir)
     root.finish()
     _check_coverage(market, poller)
     return Settings(market, poller, MappingProxyType(providers), cache, server, widget, source)
 
 
-def _parse_market(table: _Table) -> MarketSettings:
+def _parse_market(table: Table) -> MarketSettings:
     currencies = tuple(c.lower() for c in table.take_strings("currencies", ("usd",)))
     if not currencies:
         raise ConfigError("market.currencies: expected at least one currency")
@@ -283,14 +212,14 @@ def _parse_market(table: _Table) -> MarketSettings:
 def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...]) -> Coin:
     if isinstance(entry, str):
         entry = {"symbol": entry}
-    table = _Table(entry, path)
+    table = Table(entry, path)
     raw_symbol = table.take("symbol", str, "")
     if not raw_symbol.strip() or len(raw_symbol) > 20 or not raw_symbol.strip().replace("-", "").isalnum():
-        raise ConfigError(f"{path}.symbol: expected a ticker symbol such as BTC, got {_describe(raw_symbol)}")
+        raise ConfigError(f"{path}.symbol: expected a ticker symbol such as BTC, got {describe(raw_symbol)}")
     symbol = canonical_symbol(raw_symbol)
     known = lookup(symbol)
     name = table.take("name", str, known.name if known else symbol).strip() or symbol
-    ids_table = _Table(table.take("ids", dict, {}), f"{path}.ids")
+    ids_table = Table(table.take("ids", dict, {}), f"{path}.ids")
     ids = dict(known.ids) if known else {}
     for provider in list(ids_table.data):
         if provider not in PROVIDERS:
@@ -309,11 +238,11 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...]) -> Coin:
     return Coin(symbol, name, MappingProxyType(ids), MappingProxyType(prices))
 
 
-def _parse_static_prices(table: _Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:
+def _parse_static_prices(table: Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:
     prices: dict[str, float] = {}
     if "price" in table.data:
         prices[currencies[0]] = table.take_number("price", 0.0, minimum=0.0, exclusive=True)
-    per_currency = _Table(table.take("prices", dict, {}), f"{path}.prices")
+    per_currency = Table(table.take("prices", dict, {}), f"{path}.prices")
     for code in list(per_currency.data):
         if code.lower() not in currencies:
             raise ConfigError(
@@ -323,12 +252,12 @@ def _parse_static_prices(table: _Table, path: str, currencies: tuple[str, ...]) 
     return prices
 
 
-def _parse_provider(tables: _Table, name: str) -> ProviderSettings:
+def _parse_provider(tables: Table, name: str) -> ProviderSettings:
     cls = PROVIDERS[name]
-    table = _Table(tables.take(name, dict, {}), f"providers.{name}")
+    table = Table(tables.take(name, dict, {}), f"providers.{name}")
     base_url = table.take("base_url", str, "").strip() or None
     if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"providers.{name}.base_url: expected an http:// or https:// URL, got {_describe(base_url)}")
+        raise ConfigError(f"providers.{name}.base_url: expected an http:// or https:// URL, got {describe(base_url)}")
     api_key_env = table.take("api_key_env", str, "").strip() or None
     plan = table.take_choice("plan", cls.PLANS, cls.PLANS[0]) if cls.PLANS else None
     per_minute = table.take_number("requests_per_minute", 0.0, minimum=0.0) or None
@@ -337,7 +266,7 @@ def _parse_provider(tables: _Table, name: str) -> ProviderSettings:
     return ProviderSettings(base_url, api_key_env, plan, per_minute, per_month)
 
 
-def _parse_poller(table: _Table) -> PollerSettings:
+def _parse_poller(table: Table) -> PollerSettings:
     interval = table.take_number("interval_seconds", 60.0, minimum=1.0)
     timeout = table.take_number("timeout_seconds", 10.0, minimum=0.0, exclusive=True)
     providers = table.take_strings("providers", DEFAULT_PROVIDERS)
@@ -360,15 +289,15 @@ def _parse_poller(table: _Table) -> PollerSettings:
     return PollerSettings(interval, timeout, providers, stale_after, max_stale, max_jump)
 
 
-def _parse_cache(table: _Table, base_dir: Path | None) -> CacheSettings:
+def _parse_cache(table: Table, base_dir: Path | None) -> CacheSettings:
     url = table.take("url", str, "memory://")
     if not url.startswith(("memory://", "redis://", "rediss://")):
-        raise ConfigError(f"cache.url: expected memory:// or redis://host:port/db, got {_describe(url)}")
+        raise ConfigError(f"cache.url: expected memory:// or redis://host:port/db, got {describe(url)}")
     if url.startswith(("redis://", "rediss://")):
         _check_redis_url(url)
     namespace = table.take("namespace", str, "ticker")
     if not namespace or not all(ch.isalnum() or ch in "-_.:" for ch in namespace):
-        raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {_describe(namespace)}")
+        raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {describe(namespace)}")
     default_path = "ticker-snapshot.json" if base_dir else str(default_state_dir() / "snapshot.json")
     raw_path = table.take("snapshot_path", str, default_path)
     redis_fallback = table.take("redis_fallback", bool, True)
@@ -382,13 +311,13 @@ def _check_redis_url(url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError when out of range
     except ValueError as err:
-        raise ConfigError(f"cache.url: {err} in {_describe(url)}") from err
+        raise ConfigError(f"cache.url: {err} in {describe(url)}") from err
     db = parts.path.lstrip("/")
     if not parts.hostname or (db and not db.isdigit()):
-        raise ConfigError(f"cache.url: expected redis://[:password@]host[:port][/db number], got {_describe(url)}")
+        raise ConfigError(f"cache.url: expected redis://[:password@]host[:port][/db number], got {describe(url)}")
 
 
-def _parse_server(table: _Table) -> ServerSettings:
+def _parse_server(table: Table) -> ServerSettings:
     host = table.take("host", str, "127.0.0.1")
     port = table.take("port", int, 8000)
     if not 1 <= port <= 65535:
@@ -398,7 +327,7 @@ def _parse_server(table: _Table) -> ServerSettings:
     log_format = table.take_choice("log_format", LOG_FORMATS, "text")
     public_url = table.take("public_url", str, "").strip().rstrip("/")
     if public_url and not public_url.startswith(("http://", "https://")):
-        raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {_describe(public_url)}")
+        raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {describe(public_url)}")
     table.finish()
     return ServerSettings(host, port, frame_ancestors, cors_origins, log_format, public_url)
 
@@ -406,19 +335,19 @@ def _parse_server(table: _Table) -> ServerSettings:
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
 
 
-def _origins(table: _Table, name: str, *, allow_self: bool) -> tuple[str, ...]:
+def _origins(table: Table, name: str, *, allow_self: bool) -> tuple[str, ...]:
     """A list of bare origins (scheme://host[:port]) or "*": they are copied into CSP and CORS headers."""
     values = table.take_strings(name, ("*",))
     for index, value in enumerate(values):
         if value == "*" or (allow_self and value in ("self", "'self'")) or ORIGIN.fullmatch(value):
             continue
         raise ConfigError(
-            f'server.{name}[{index}]: expected an origin such as https://blog.example or "*", got {_describe(value)}'
+            f'server.{name}[{index}]: expected an origin such as https://blog.example or "*", got {describe(value)}'
         )
     return values
 
 
-def _parse_widget(table: _Table, base_dir: Path | None) -> WidgetSettings:
+def _parse_widget(table: Table, base_dir: Path | None) -> WidgetSettings:
     title = table.take("title", str, "Latest Market Prices")
     raw_locale = table.take("locale", str, "en_US")
     locale = canonical_locale(raw_locale)
