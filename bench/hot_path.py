@@ -45,9 +45,9 @@ from uvicorn.config import Config  # noqa: E402
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: E402
 from uvicorn.server import ServerState  # noqa: E402
 
-from ticker.app import create_app  # noqa: E402
 from ticker.config import default_settings  # noqa: E402
-from ticker.prepared import PreparedEndpoint  # noqa: E402
+from ticker.runtime import create_app  # noqa: E402
+from ticker.web.response_cache import PreparedEndpoint  # noqa: E402
 
 
 class NullTransport:

@@ -13,9 +13,9 @@ import pytest
 
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
-from ticker.app import create_app
 from ticker.config import Settings, load_settings
 from ticker.models import Quote, Snapshot
+from ticker.runtime import create_app
 from ticker.store import SnapshotStore
 
 FIXTURES = Path(__file__).parent / "fixtures"

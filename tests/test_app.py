@@ -14,7 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.conftest import NOW, FakeClock, fixture_json, settings_from
-from ticker.app import create_app
+from ticker.runtime import create_app
 
 CG = "https://api.coingecko.com/api/v3"
 

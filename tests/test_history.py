@@ -5,7 +5,7 @@ from datetime import timedelta
 from tests.conftest import NOW
 from ticker.history import POINTS, hour_of, record, series
 from ticker.models import Quote
-from ticker.sparkline import sparkline_svg
+from ticker.render.sparkline import sparkline_svg
 
 
 def q(price: float, *, at=NOW, currency="usd", spark=None) -> Quote:

@@ -11,10 +11,10 @@ from collections import Counter
 import httpx
 
 from tests.conftest import FakeClock, fixture_bytes, fixture_json
-from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings, default_settings
 from ticker.models import iso
 from ticker.poller import Poller
+from ticker.providers.budget import RequestBudget
 from ticker.providers.coingecko import CoinGecko
 from ticker.providers.coinpaprika import CoinPaprika
 from ticker.store import SnapshotStore

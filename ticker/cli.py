@@ -18,11 +18,11 @@ import httpx
 from ticker import __version__
 from ticker.config import LOG_FORMATS, Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
-from ticker.formatting import format_change, format_price
 from ticker.logs import setup_logging
 from ticker.models import Quote, iso
 from ticker.providers import build_providers
 from ticker.providers.demo import DemoSource
+from ticker.render.formatting import format_change, format_price
 
 logger = logging.getLogger("ticker")
 
@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ticker.app import create_app
+    from ticker.runtime import create_app
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
@@ -111,7 +111,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         assert settings.source is not None
         os.environ["TICKER_CONFIG"] = str(settings.source.resolve())
         os.environ["TICKER_LOG_FORMAT"] = log_format
-        uvicorn.run("ticker.app:app_from_environment", factory=True, workers=args.workers, **options)
+        uvicorn.run("ticker.runtime:app_from_environment", factory=True, workers=args.workers, **options)
     else:
         uvicorn.run(create_app(settings, demo=args.demo), **options)
     return 0

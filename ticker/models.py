@@ -171,3 +171,13 @@ class Snapshot:
             ),
             icons=MappingProxyType({str(k): str(v) for k, v in data.get("icons", {}).items()}),
         )
+
+
+# Renamed tickers that users still type; the key is shown as its target.
+ALIASES: Mapping[str, str] = MappingProxyType({"NANO": "XNO"})
+
+
+def canonical_symbol(symbol: str) -> str:
+    """Upper-case, with aliases folded (`nano` -> `XNO`)."""
+    upper = symbol.strip().upper()
+    return ALIASES.get(upper, upper)

@@ -21,10 +21,10 @@ from types import MappingProxyType
 import anyio
 
 from ticker.exceptions import ProviderError
-from ticker.health import ProviderHealth
 from ticker.history import record
 from ticker.models import Coin, Quote, Snapshot, utcnow
 from ticker.providers import Provider
+from ticker.providers.manners import ProviderHealth
 from ticker.store import SnapshotStore
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
-from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
 from ticker.providers.binance import PROBES_PER_ROUND, Binance, quote_from_ticker
+from ticker.providers.budget import RequestBudget
 
 URL = "https://api.binance.com/api/v3/ticker/24hr"
 DEFAULT_PAIRS = ("BTC", "ETH", "NEO", "XNO", "ARK", "DOGE", "LTC", "ADA")  # the default coins Binance lists

@@ -10,10 +10,10 @@ import respx
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
-from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
+from ticker.providers.budget import RequestBudget
 from ticker.providers.coinbase import CONCURRENCY, RATE_LIMIT_RETRY_SECONDS, Coinbase
 
 BASE = "https://api.exchange.coinbase.com"

@@ -249,7 +249,7 @@ async def test_sparklines_come_with_the_daily_markets_call_once(respx_mock, clie
 
 
 async def test_an_oversized_body_is_refused_without_being_held(respx_mock, client, monkeypatch):
-    import ticker.providers._http as http
+    import ticker.providers.session as http
 
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 1024)
     mock_markets(respx_mock)

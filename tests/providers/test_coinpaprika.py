@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
-from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
+from ticker.providers.budget import RequestBudget
 from ticker.providers.coinpaprika import CoinPaprika
 
 BASE = "https://api.coinpaprika.com/v1"

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
-from ticker.budget import RequestBudget
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
+from ticker.providers.budget import RequestBudget
 from ticker.providers.kraken import PROBE_SPACING_SECONDS, UNKNOWN_PAIR_SKIP_SECONDS, Kraken
 
 TICKER_URL = "https://api.kraken.com/0/public/Ticker"

@@ -11,50 +11,24 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ticker.budget import RequestBudget
-from ticker.models import Coin, Quote
+from ticker.providers.base import Provider, ProviderClass, ProviderSettings
 from ticker.providers.binance import Binance
+from ticker.providers.budget import RequestBudget
 from ticker.providers.coinbase import Coinbase
 from ticker.providers.coingecko import CoinGecko
 from ticker.providers.coinpaprika import CoinPaprika
 from ticker.providers.kraken import Kraken
 
 if TYPE_CHECKING:
-    from ticker.config import ProviderSettings, Settings
+    from ticker.config import Settings
 
 logger = logging.getLogger(__name__)
 
-
-class Provider(Protocol):
-    name: str
-    batch_size: int  # ids per upstream request
-
-    def supports(self, coin: Coin) -> bool:
-        """Whether this provider can price the coin (it has an id for it)."""
-        ...
-
-    async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
-        """Return current quotes for the coins it has ids for. Raise ProviderError on any upstream failure."""
-        ...
-
-
-class ProviderClass(Protocol):
-    KEYLESS: bool  # usable with no API key: eligible as a default provider
-    PLANS: tuple[str, ...]  # allowed `plan` values, the first is the default
-
-    @staticmethod
-    def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
-        """The published (requests per minute, requests per month) for these settings' plan and key."""
-        ...
-
-    def __call__(
-        self, client: httpx.AsyncClient, settings: ProviderSettings, *, budget: RequestBudget | None = None
-    ) -> Provider: ...
+__all__ = ["PROVIDERS", "Provider", "ProviderClass", "ProviderSettings", "budget_for", "build_providers"]
 
 
 PROVIDERS: dict[str, ProviderClass] = {

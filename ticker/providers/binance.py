@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers._http import get_json, number, unix_time
+from ticker.providers.budget import RequestBudget
+from ticker.providers.session import get_json, number, unix_time
 
 if TYPE_CHECKING:
-    from ticker.config import ProviderSettings
+    from ticker.providers.base import ProviderSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Candidate, Coin, Quote
-from ticker.providers._http import get_json, json_number, number, unix_time
+from ticker.providers.budget import RequestBudget
+from ticker.providers.session import get_json, json_number, number, unix_time
 
 if TYPE_CHECKING:
-    from ticker.config import ProviderSettings
+    from ticker.providers.base import ProviderSettings
 
 logger = logging.getLogger(__name__)
 

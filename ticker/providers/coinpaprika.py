@@ -18,13 +18,13 @@ from urllib.parse import quote as url_quote
 
 import httpx
 
-from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers._http import get_json, json_number
+from ticker.providers.budget import RequestBudget
+from ticker.providers.session import get_json, json_number
 
 if TYPE_CHECKING:
-    from ticker.config import ProviderSettings
+    from ticker.providers.base import ProviderSettings
 
 logger = logging.getLogger(__name__)
 

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import httpx
 
-from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers._http import get_json, number
+from ticker.providers.budget import RequestBudget
+from ticker.providers.session import get_json, number
 
 if TYPE_CHECKING:
-    from ticker.config import ProviderSettings
+    from ticker.providers.base import ProviderSettings
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 from starlette.routing import Mount, Route
 
 from tests.conftest import NOW, quote, settings_from, snapshot_of
-from ticker.prepared import PreparedEndpoint
+from ticker.web.response_cache import PreparedEndpoint
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ async def test_head_sends_headers_only(make_client, settings):
 
 
 async def test_valid_until_is_the_next_stale_flip(settings):
-    from ticker.board import build_board
+    from ticker.render.board import build_board
 
     board = build_board(
         snapshot_of(quote("BTC", 1.0, age=100)),

@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 from tests.conftest import NOW, quote, snapshot_of
 from tests.redis_server import require_redis_server
 from ticker.icons import Icon
-from ticker.shared import LEASE_KEY, REDIS_FAILURES, PollerLease, RedisHealth, RedisSnapshotStore, redis_cache
+from ticker.lease import LEASE_KEY, PollerLease
+from ticker.redis_store import REDIS_FAILURES, RedisHealth, RedisSnapshotStore, redis_cache
 
 require_redis_server()
 

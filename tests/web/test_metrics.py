@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import NOW, FakeClock, fixture_json, quote, settings_from, snapshot_of
 from tests.service import Service, free_port, wait_until, write_config
-from ticker.app import create_app
-from ticker.metrics import build_registry
 from ticker.models import ProviderStatus, Snapshot
+from ticker.runtime import create_app
+from ticker.web.metrics import build_registry
 
 CG = "https://api.coingecko.com/api/v3"
 FAMILIES = {

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
-from ticker.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
+from ticker.web.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -45,12 +45,12 @@ from tests.conftest import FakeClock, fixture_json, quote, settings_from, snapsh
 from tests.fake_upstream import icon_png
 from tests.service import Service, free_port, wait_until
 from ticker import __version__
-from ticker.app import create_app
 from ticker.config import Settings
 from ticker.exceptions import ConfigError
-from ticker.prepared import MAX_VARIANTS, PreparedEndpoint
+from ticker.render.widget import WidgetRenderer
+from ticker.runtime import create_app
 from ticker.store import SnapshotStore
-from ticker.widget import WidgetRenderer
+from ticker.web.response_cache import MAX_VARIANTS, PreparedEndpoint
 
 CG = "https://api.coingecko.com/api/v3"
 SETTINGS = """
@@ -725,7 +725,7 @@ LOCALE_SCRIPT = r"""
 import asyncio, gc, json, resource, sys
 import httpx
 from babel import localedata
-from ticker.app import create_app
+from ticker.runtime import create_app
 from ticker.config import load_settings
 from ticker.store import SnapshotStore
 from tests.conftest import NOW, quote, snapshot_of
@@ -757,7 +757,7 @@ def test_visitor_locales_cannot_grow_memory(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert result.returncode == 0, result.stderr
     count, statuses, grown_mb = json.loads(result.stdout)

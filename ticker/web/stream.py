@@ -16,8 +16,8 @@ import anyio
 from starlette.types import Message, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
-from ticker.prepared import COMMON_RAW, NotFound, PreparedEndpoint, header_value
 from ticker.store import SnapshotStore
+from ticker.web.response_cache import COMMON_RAW, NotFound, PreparedEndpoint, header_value
 
 KEEPALIVE_SECONDS = 15.0
 

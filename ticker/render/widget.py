@@ -17,11 +17,11 @@ import jinja2
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
-from ticker.board import DATE_SHOWN_AFTER, Board, Row
 from ticker.config import LAYOUTS, Settings
-from ticker.formatting import UNKNOWN, currency_name, display_decimal, format_change, format_price
-from ticker.query import WidgetOptions
-from ticker.sparkline import sparkline_svg
+from ticker.render.board import DATE_SHOWN_AFTER, Board, Row
+from ticker.render.formatting import UNKNOWN, currency_name, display_decimal, format_change, format_price
+from ticker.render.sparkline import sparkline_svg
+from ticker.web.query import WidgetOptions
 
 TEMPLATES = Path(__file__).parent / "templates"
 

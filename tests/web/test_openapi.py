@@ -22,7 +22,7 @@ from tests.conftest import NOW, quote, settings_from
 from ticker import __version__
 from ticker.config import default_settings
 from ticker.models import ProviderStatus, Snapshot
-from ticker.openapi import openapi_document
+from ticker.web.openapi import openapi_document
 
 CUSTOM = """
 [market]

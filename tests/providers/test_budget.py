@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ticker.budget import RequestBudget
+from ticker.providers.budget import RequestBudget
 
 
 class Ticks:

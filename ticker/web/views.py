@@ -15,16 +15,15 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ticker.board import Board, build_board
-from ticker.coins import canonical_symbol
 from ticker.config import Settings
 from ticker.icons import IconCache
-from ticker.models import Coin, iso, utcnow
-from ticker.prepared import NotFound, Prepared, cache_headers
-from ticker.query import canonical_query, echo, select, select_currency, widget_options
-from ticker.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
+from ticker.models import Coin, canonical_symbol, iso, utcnow
+from ticker.render.board import Board, build_board
+from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
 from ticker.store import SnapshotStore
-from ticker.widget import TEMPLATES, Page, WidgetRenderer
+from ticker.web.query import canonical_query, echo, select, select_currency, widget_options
+from ticker.web.response_cache import NotFound, Prepared, cache_headers
+from ticker.web.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
 
 HTML_TYPE = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"

@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 
-from ticker.coins import DEFAULT_SYMBOLS, canonical_symbol, lookup
+from ticker.config._table import Table, describe
 from ticker.exceptions import ConfigError
-from ticker.models import Coin
+from ticker.models import Coin, canonical_symbol
 from ticker.providers import PROVIDERS
-from ticker.toml_table import Table, describe
+from ticker.providers.base import ProviderSettings
+from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
 
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
 THEMES = ("light", "dark", "auto")
@@ -58,19 +59,6 @@ class MarketSettings:
     @property
     def live_coins(self) -> tuple[Coin, ...]:
         return tuple(coin for coin in self.coins if not coin.is_static)
-
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    base_url: str | None = None  # None: the provider's default for its plan
-    api_key_env: str | None = None
-    plan: str | None = None
-    requests_per_minute: float | None = None  # None: the provider's published limit for its plan
-    requests_per_month: float | None = None  # None: the provider's published monthly cap, if any
-
-    def api_key(self) -> str | None:
-        """Keys live only in the environment, read when a client is built."""
-        return os.environ.get(self.api_key_env) or None if self.api_key_env else None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from ticker.coins import canonical_symbol
 from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
 from ticker.exceptions import QueryError
-from ticker.models import Coin
+from ticker.models import Coin, canonical_symbol
 
 MAX_COINS = 100  # symbols in one `coins` query, duplicates included
 MAX_VALUE_CHARS = MAX_COINS * 21  # room for that many of the longest symbols (20 characters) and commas

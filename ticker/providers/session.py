@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from ticker.budget import RequestBudget
 from ticker.exceptions import ProviderError
+from ticker.providers.budget import RequestBudget
 from ticker.telemetry import UPSTREAM_SKIPPED, outcome_of, record_upstream
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # CoinPaprika's full /tickers is a few MB; anything far larger is wrong

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.conftest import NOW, quote, settings_from, snapshot_of
-from tests.test_views import CONFIG, full_snapshot
+from tests.web.test_views import CONFIG, full_snapshot
 from ticker.models import Snapshot
 
 

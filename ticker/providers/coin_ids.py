@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ticker.models import canonical_symbol
+
 
 @dataclass(frozen=True)
 class KnownCoin:
@@ -96,9 +98,6 @@ _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str | None, str
     ("COMP", "Compound", "compound-governance-token", "comp-compoundd", None, "COMPUSDT", None),
 )
 
-# Renamed tickers that users still type; the key is shown as its target.
-ALIASES: Mapping[str, str] = MappingProxyType({"NANO": "XNO"})
-
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA")
 
 
@@ -111,12 +110,6 @@ def _build_table() -> Mapping[str, KnownCoin]:
 
 
 KNOWN_COINS: Mapping[str, KnownCoin] = _build_table()
-
-
-def canonical_symbol(symbol: str) -> str:
-    """Upper-case, with aliases folded (`nano` -> `XNO`)."""
-    upper = symbol.strip().upper()
-    return ALIASES.get(upper, upper)
 
 
 def lookup(symbol: str) -> KnownCoin | None:

@@ -29,20 +29,21 @@ from starlette.types import ASGIApp
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
+from ticker.lease import LEASE_KEY, PollerLease, SharedPolling
 from ticker.logs import setup_logging
-from ticker.metrics import Counted, HttpTally, ServiceCollector, build_registry
 from ticker.models import utcnow
-from ticker.openapi import openapi_document
 from ticker.poller import Poller
-from ticker.prepared import ErrorPage, FastPaths, PreparedEndpoint, Render, VariantKey
 from ticker.providers import Provider, build_providers
 from ticker.providers.demo import DemoSource
-from ticker.security import CorsPolicy
-from ticker.shared import LEASE_KEY, PollerLease, RedisHealth, RedisSnapshotStore, SharedPolling, redis_cache
+from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
+from ticker.render.widget import WidgetRenderer
 from ticker.store import SnapshotStore
-from ticker.stream import PriceStream
-from ticker.views import PLAIN_HEADERS, Views, json_bytes
-from ticker.widget import WidgetRenderer
+from ticker.web.metrics import Counted, HttpTally, ServiceCollector, build_registry
+from ticker.web.openapi import openapi_document
+from ticker.web.response_cache import ErrorPage, FastPaths, PreparedEndpoint, Render, VariantKey
+from ticker.web.security import CorsPolicy
+from ticker.web.stream import PriceStream
+from ticker.web.views import PLAIN_HEADERS, Views, json_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import NOW
 from ticker.exceptions import ProviderError
-from ticker.health import BLOCKED_SECONDS, BREAKER_FAILURES, ProviderHealth
+from ticker.providers.manners import BLOCKED_SECONDS, BREAKER_FAILURES, ProviderHealth
 
 
 def health(fraction: float = 1.0) -> ProviderHealth:

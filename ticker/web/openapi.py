@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
-from ticker.coins import ALIASES
 from ticker.config import Settings
-from ticker.query import MAX_COINS
+from ticker.models import ALIASES
+from ticker.web.query import MAX_COINS
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}

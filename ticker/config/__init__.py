@@ -1,0 +1,46 @@
+"""Settings: one TOML file (or the built-in default) validated into frozen objects.
+
+`settings.py` holds the sections and the loader; `_table.py` is the TOML table reader they share.
+"""
+
+from __future__ import annotations
+
+from ticker.config.settings import (
+    CRYPTO_CURRENCIES,
+    LAYOUTS,
+    LOG_FORMATS,
+    THEMES,
+    VISITOR_LOCALES,
+    CacheSettings,
+    MarketSettings,
+    PollerSettings,
+    ServerSettings,
+    Settings,
+    WidgetSettings,
+    canonical_locale,
+    default_settings,
+    default_state_dir,
+    is_known_currency,
+    load_settings,
+)
+from ticker.providers.base import ProviderSettings
+
+__all__ = [
+    "CRYPTO_CURRENCIES",
+    "LAYOUTS",
+    "LOG_FORMATS",
+    "THEMES",
+    "VISITOR_LOCALES",
+    "CacheSettings",
+    "MarketSettings",
+    "PollerSettings",
+    "ProviderSettings",
+    "ServerSettings",
+    "Settings",
+    "WidgetSettings",
+    "canonical_locale",
+    "default_settings",
+    "default_state_dir",
+    "is_known_currency",
+    "load_settings",
+]

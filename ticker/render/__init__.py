@@ -1,0 +1,1 @@
+"""HTML only: the widget, its board of rows, number formatting, sparklines and templates."""

@@ -1,0 +1,1 @@
+"""Answering visitors: routes, prepared responses, queries, security headers, metrics, OpenAPI."""
