@@ -26,6 +26,7 @@ class FakeProvider:
     def __init__(self, name: str, prices: dict[str, float], failure: Exception | None = None) -> None:
         self.name, self.prices, self.failure = name, prices, failure
         self.batch_size = 100
+        self.session = None  # no upstream session: the poller keeps this provider's manners itself
         self.asked: list[list[str]] = []
 
     def supports(self, coin: Coin) -> bool:
@@ -46,7 +47,15 @@ class FakeProvider:
 def make_poller(providers, clock: FakeClock, coins=(BTC, ETH, ARRR), store=None):
     store = store or SnapshotStore()
     poller = Poller(
-        providers, store, coins, ["usd"], interval=60, clock=clock, sleep=clock.sleep, random_fraction=lambda: 1.0
+        providers,
+        store,
+        coins,
+        ["usd"],
+        interval=60,
+        clock=clock,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        random_fraction=lambda: 1.0,
     )
     return poller, store
 
@@ -101,7 +110,7 @@ async def test_failure_and_recovery_are_logged_once_each(clock, caplog):
             await poller.run_once()
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert messages == [
-        "provider alpha failing: HTTP 429",
+        "provider alpha failing: HTTP 429; no request for 60 s, its coins fail over",
         "no fresh price this round for ARRR, BTC, ETH",
         "provider alpha keeps failing (HTTP 429); probing it at most every 120 s",
         "provider alpha recovered after 31 failed attempts",
@@ -214,3 +223,65 @@ async def test_an_implausible_jump_is_logged_and_kept(clock, caplog):
         snapshot = await poller.run_once()
     assert snapshot.quote("BTC", "usd").price == 160.0
     assert "BTC/usd jumped 60% in one round (alpha 100 -> alpha 160); check the source" in caplog.text
+
+
+async def test_a_wall_clock_step_during_a_round_does_not_change_the_schedule():
+    """Issue 10, item 5: rounds follow the monotonic clock (a step back of an hour once meant a 3,660 s sleep)."""
+    mono, wall = [1000.0], [NOW]
+    slept: list[float] = []
+
+    class Stepping(FakeProvider):
+        async def fetch(self, coins, currencies):
+            mono[0] += 2  # the round takes 2 s ...
+            wall[0] -= timedelta(hours=1)  # ... during which NTP steps the wall clock back an hour
+            return await super().fetch(coins, currencies)
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        mono[0] += seconds
+        wall[0] += timedelta(seconds=seconds)
+        if len(slept) == 3:
+            raise anyio.get_cancelled_exc_class()
+
+    poller = Poller(
+        [Stepping("alpha", {"BTC": 1.0})],
+        SnapshotStore(),
+        [BTC],
+        ["usd"],
+        interval=60,
+        clock=lambda: wall[0],
+        monotonic=lambda: mono[0],
+        sleep=sleep,
+    )
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await poller.run_forever()
+    assert slept == [58, 58, 58]
+
+
+async def test_a_round_that_overruns_skips_the_starts_it_missed():
+    mono = [0.0]
+    slept: list[float] = []
+
+    class Slow(FakeProvider):
+        async def fetch(self, coins, currencies):
+            mono[0] += 150  # two and a half intervals
+            return await super().fetch(coins, currencies)
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        mono[0] += seconds
+        if len(slept) == 2:
+            raise anyio.get_cancelled_exc_class()
+
+    poller = Poller(
+        [Slow("alpha", {"BTC": 1.0})],
+        SnapshotStore(),
+        [BTC],
+        ["usd"],
+        interval=60,
+        monotonic=lambda: mono[0],
+        sleep=sleep,
+    )
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await poller.run_forever()
+    assert slept == [30, 30]  # next start on the 60 s grid (180 s), no burst of missed rounds

@@ -20,9 +20,9 @@ from ticker.config import LOG_FORMATS, Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
 from ticker.logs import setup_logging
 from ticker.models import Quote, iso
-from ticker.providers import build_providers
 from ticker.providers.demo import DemoSource
 from ticker.render.formatting import format_change, format_price
+from ticker.runtime import build_providers
 
 logger = logging.getLogger("ticker")
 

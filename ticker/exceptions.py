@@ -26,6 +26,8 @@ class ProviderError(TickerError):
     it sent one, so the poller can honour it. `over_budget` means no request
     was sent at all: our own request budget was spent, upstream is not at fault.
     `code` is the upstream's numeric error code, where its error body has one.
+    `held` means no request was sent because the provider is held (Retry-After,
+    block or backoff): nothing new happened upstream.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class ProviderError(TickerError):
         retry_after: float | None = None,
         over_budget: bool = False,
         code: int | None = None,
+        held: bool = False,
     ) -> None:
         super().__init__(message)
         self.provider = provider
@@ -45,6 +48,7 @@ class ProviderError(TickerError):
         self.retry_after = retry_after
         self.over_budget = over_budget
         self.code = code  # the upstream's own error code from the body, e.g. Binance's -1121
+        self.held = held
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.message}"

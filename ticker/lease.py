@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -71,6 +72,7 @@ class SharedPolling:
         interval: float,
         fallback_after: float | None,
         on_follow: Callable[[Snapshot], Awaitable[object]] | None = None,
+        on_lead: Callable[[int], Awaitable[object]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -80,11 +82,20 @@ class SharedPolling:
         self._interval = interval
         self._fallback_after = fallback_after
         self._on_follow = on_follow
+        self._on_lead = on_lead
+        self._leading = False  # on_lead has run for the current lease (or local polling)
+        self._instance = uuid.uuid4().hex
+        self.instances = 1  # instances seen alive recently, for sharing one budget when Redis is away
         self._monotonic = monotonic
         self._sleep = sleep
         self._next_round = 0.0
         self._local = False  # polling on our own while Redis is away
         self.tick = min(1.0, interval / 4)
+
+    @property
+    def role(self) -> str:
+        """holder (polls for everyone), follower, or local (polls on its own while Redis is away)."""
+        return "holder" if self._lease.held else "local" if self._local else "follower"
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
@@ -97,6 +108,7 @@ class SharedPolling:
                 was_held = self._lease.held
                 if await self._lease.keep() and not was_held:
                     self._next_round = self._first_round_as_leader()
+                self.instances = await self._store.seen_instances(self._instance, 3 * self._lease.ttl)
                 self._store.health.back()
             except REDIS_FAILURES as err:
                 self._store.health.lost(err)
@@ -124,13 +136,19 @@ class SharedPolling:
         local = not health.ok and self._fallback_after is not None and health.down_for() >= self._fallback_after
         if local != self._local:
             self._local = local
+            self._leading = False  # local polling starts or ends: shares of the budget change
             if local:
                 logger.warning(
                     "Redis away for %.0f s: this instance polls on its own until it is back", health.down_for()
                 )
             else:
                 logger.info("Redis is back: only the lease holder polls again")
-        if self._lease.held or self._local:
+        polling = self._lease.held or self._local
+        if polling and not self._leading and self._on_lead is not None:
+            # Whoever polls now takes over the holds and budget use of whoever polled before.
+            await self._on_lead(self.instances if self._local else 1)
+        self._leading = polling
+        if polling:
             if self._monotonic() >= self._next_round:
                 self._next_round = self._monotonic() + self._interval
                 await self._poll_once()

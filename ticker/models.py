@@ -101,12 +101,18 @@ class Candidate:
 class ProviderStatus:
     """How a provider fared, for /readyz and the logs."""
 
-    state: str  # ok | failing | backoff
+    state: str  # idle | ok | failing | backoff
     last_success: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # short, keys redacted
+    retry_at: datetime | None = None  # when a held or backing-off provider may be asked again
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "last_success": iso(self.last_success), "last_error": self.last_error}
+        return {
+            "state": self.state,
+            "last_success": iso(self.last_success),
+            "last_error": self.last_error,
+            "retry_at": iso(self.retry_at),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProviderStatus:
@@ -115,6 +121,33 @@ class ProviderStatus:
             state=str(data.get("state", "failing")),
             last_success=parse_iso(last) if isinstance(last, str) else None,
             last_error=data.get("last_error") if isinstance(data.get("last_error"), str) else None,
+            retry_at=parse_iso(data["retry_at"]) if isinstance(data.get("retry_at"), str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class SavedManners:
+    """A provider's manners as saved with the snapshot or in Redis: they bind whoever polls next.
+
+    `hold_until` is a UTC deadline (Retry-After or block); `sent` the Unix times of the requests
+    still inside a budget window.
+    """
+
+    hold_until: datetime | None = None
+    reason: str | None = None
+    sent: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hold_until": iso(self.hold_until), "reason": self.reason, "sent": list(self.sent)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SavedManners:
+        until = data.get("hold_until")
+        sent = data.get("sent")
+        return cls(
+            hold_until=parse_iso(until) if isinstance(until, str) else None,
+            reason=str(data["reason"])[:200] if isinstance(data.get("reason"), str) else None,
+            sent=tuple(float(t) for t in sent if isinstance(t, int | float)) if isinstance(sent, list) else (),
         )
 
 
@@ -131,6 +164,7 @@ class Snapshot:
     providers: Mapping[str, ProviderStatus] = field(default_factory=lambda: MappingProxyType({}))
     history: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=lambda: MappingProxyType({}))
     icons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # symbol -> upstream icon URL
+    manners: Mapping[str, SavedManners] = field(default_factory=lambda: MappingProxyType({}))  # by provider
 
     def quote(self, symbol: str, currency: str) -> Quote | None:
         return self.quotes.get((symbol, currency))
@@ -152,6 +186,7 @@ class Snapshot:
             "providers": {name: status.to_dict() for name, status in self.providers.items()},
             "history": {symbol: [list(point) for point in points] for symbol, points in self.history.items()},
             "icons": dict(self.icons),
+            "manners": {name: saved.to_dict() for name, saved in self.manners.items()},
         }
 
     @classmethod
@@ -170,6 +205,9 @@ class Snapshot:
                 }
             ),
             icons=MappingProxyType({str(k): str(v) for k, v in data.get("icons", {}).items()}),
+            manners=MappingProxyType(
+                {str(name): SavedManners.from_dict(saved) for name, saved in data.get("manners", {}).items()}
+            ),
         )
 
 

@@ -4,8 +4,15 @@ One round asks the providers in failover order for every coin and currency
 still missing, merges what came back over the last snapshot (so a failed
 coin keeps its last good quote and ages honestly), and puts the result in
 the store. Providers that asked us to wait, or keep failing, are skipped
-(health.py); their coins come from the next provider meanwhile. State
-changes (failure, recovery, failover) are logged once, never once per round.
+(providers/manners.py); their coins come from the next provider meanwhile.
+State changes (failure, recovery, failover) are logged once, never once per
+round.
+
+Scheduling runs on the monotonic clock: rounds start every interval from the
+first, a round that overruns skips the starts it missed (no backlog), and a
+step of the wall clock changes nothing. Each provider gets at most
+`timeout` seconds of a round (its session refuses requests after that and
+cuts the one in flight), so a round with P providers lasts at most P × timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -22,9 +30,9 @@ import anyio
 
 from ticker.exceptions import ProviderError
 from ticker.history import record
-from ticker.models import Coin, Quote, Snapshot, utcnow
+from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.providers import Provider
-from ticker.providers.manners import ProviderHealth
+from ticker.providers.manners import Manners
 from ticker.store import SnapshotStore
 
 logger = logging.getLogger(__name__)
@@ -41,66 +49,90 @@ class Poller:
         currencies: Sequence[str],
         *,
         interval: float,
+        timeout: float | None = None,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_jump_pct: float | None = 50.0,
         random_fraction: Callable[[], float] = random.random,
-        after_round: Callable[[Snapshot], Awaitable[object]] | None = None,
     ) -> None:
         self._providers = list(providers)
         self._store = store
         self._coins = [coin for coin in coins if not coin.is_static]
         self._currencies = list(currencies)
         self._interval = interval
+        self._timeout = timeout
         self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self._max_jump_pct = max_jump_pct
-        self._random = random_fraction
-        self._after_round = after_round
-        self._health: dict[str, ProviderHealth] = {}
+        self._manners: dict[str, Manners] = {}
+        for provider in self._providers:
+            session = provider.session
+            self._manners[provider.name] = (
+                session.manners
+                if session is not None
+                else Manners(
+                    provider.name,
+                    interval=interval,
+                    random_fraction=random_fraction,
+                    monotonic=monotonic,
+                    wall=lambda: clock().timestamp(),
+                )
+            )
+            if session is not None and session.budget is not None:
+                # What the price rounds need of each budget window: side work leaves it unspent.
+                supported = sum(1 for coin in self._coins if provider.supports(coin))
+                per_round = math.ceil(supported / provider.batch_size) if supported else 0
+                session.reserve = session.budget.reserve_for(per_round, interval)
         self._sources: dict[str, str] = {}
         self._missing_logged: frozenset[str] = frozenset()
         self.rounds = 0
 
+    def manners(self, name: str) -> Manners:
+        return self._manners[name]
+
+    def restore_manners(self, saved: Mapping[str, SavedManners]) -> None:
+        """Take over holds and budget use saved by an earlier run or another instance (a lease handover)."""
+        for provider in self._providers:
+            if provider.session is not None and provider.name in saved:
+                provider.session.restore(saved[provider.name])
+
+    def saved_manners(self) -> dict[str, SavedManners]:
+        return {p.name: p.session.saved() for p in self._providers if p.session is not None}
+
     async def run_forever(self) -> None:
-        """Poll now, then every interval; only cancellation ends it."""
+        """Poll now, then every interval on the monotonic clock; only cancellation ends it."""
+        due = self._monotonic()
         while True:
-            started = self._clock()
             try:
                 await self.run_once()
             except Exception:
                 logger.exception("poll round failed unexpectedly; keeping the last snapshot")
-            elapsed = (self._clock() - started).total_seconds()
-            await self._sleep(max(self._interval - elapsed, 0.0))
+            due = next_start(due, self._interval, self._monotonic())
+            await self._sleep(max(due - self._monotonic(), 0.0))
 
     async def run_once(self) -> Snapshot:
         now = self._clock()
+        started = self._monotonic()
         previous = self._store.current
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}
         quotes = {pair: quote for pair, quote in (previous.quotes.items() if previous else ()) if pair in wanted}
         missing = set(wanted)
         accepted: list[Quote] = []
         for provider in self._providers:
-            health = self._health_of(provider.name, previous)
+            manners = self._manners[provider.name]
             coins = [
                 c
                 for c in self._coins
                 if provider.supports(c) and any((c.symbol, cur) in missing for cur in self._currencies)
             ]
-            if not coins or not health.may_ask(now):
+            if not coins or not manners.may_ask():
                 continue
             currencies = [cur for cur in self._currencies if any((c.symbol, cur) in missing for c in coins)]
-            try:
-                got = await provider.fetch(coins, currencies)
-            except ProviderError as err:
-                health.failed(err, now)
+            got = await self._fetch(provider, manners, coins, currencies)
+            if got is None:
                 continue
-            except Exception as err:
-                if health.failures == 0:
-                    logger.exception("provider %s failed unexpectedly", provider.name)
-                health.failed(ProviderError(provider.name, f"unexpected {type(err).__name__}: {err}"), now)
-                continue
-            health.succeeded(now)
             for quote in _valid(got, missing, now):
                 pair = (quote.symbol, quote.currency)
                 held = quotes.get(pair)
@@ -112,38 +144,49 @@ class Poller:
                 accepted.append(quote)
         self._log_sources(quotes, wanted - missing)
         self._log_missing(missing)
-        statuses = {name: health.status(now) for name, health in self._health.items()}
+        statuses = {name: manners.status() for name, manners in self._manners.items()}
         snapshot = Snapshot(
             now,
             MappingProxyType(quotes),
             MappingProxyType(statuses),
             history=record(previous.history if previous else {}, accepted, self._currencies[0]),
             icons=_icons(previous.icons if previous else {}, accepted),
+            manners=MappingProxyType(self.saved_manners()),
         )
         await self._store.put(snapshot)
         self.rounds += 1
-        if self._after_round is not None:
-            try:
-                await self._after_round(snapshot)
-            except Exception:
-                logger.exception("after-round task failed (prices are unaffected)")
         logger.debug(
             "round %d: %d of %d prices fresh (%s), %.3f s",
             self.rounds,
             len(wanted) - len(missing),
             len(wanted),
             ", ".join(f"{name} {status.state}" for name, status in statuses.items()),
-            (self._clock() - now).total_seconds(),
+            self._monotonic() - started,
         )
         return snapshot
 
-    def _health_of(self, name: str, previous: Snapshot | None) -> ProviderHealth:
-        if name not in self._health:
-            saved = previous.providers.get(name) if previous else None
-            self._health[name] = ProviderHealth(
-                name, interval=self._interval, random_fraction=self._random, status=saved
-            )
-        return self._health[name]
+    async def _fetch(
+        self, provider: Provider, manners: Manners, coins: list[Coin], currencies: list[str]
+    ) -> list[Quote] | None:
+        """One provider's quotes, within its share of the round's time; None (recorded) on failure."""
+        session = provider.session
+        if session is not None and self._timeout is not None:
+            session.deadline = self._monotonic() + self._timeout
+        try:
+            got = await provider.fetch(coins, currencies)
+        except ProviderError as err:
+            manners.failed(err)
+            return None
+        except Exception as err:
+            if manners.failures == 0:
+                logger.exception("provider %s failed unexpectedly", provider.name)
+            manners.failed(ProviderError(provider.name, f"unexpected {type(err).__name__}: {err}"))
+            return None
+        finally:
+            if session is not None:
+                session.deadline = None
+        manners.succeeded()
+        return got
 
     def _check_jump(self, before: Quote | None, after: Quote) -> None:
         """Log (but keep) a price that moved more than max_jump_pct since the last good one."""
@@ -183,6 +226,14 @@ class Poller:
         else:
             logger.info("fresh prices for every coin again")
         self._missing_logged = symbols
+
+
+def next_start(due: float, interval: float, now: float) -> float:
+    """The next round's start after the one `due`: on the interval's grid, skipping starts already missed."""
+    due += interval
+    if due <= now:
+        due += math.ceil((now - due) / interval) * interval
+    return due
 
 
 def _icons(known: Mapping[str, str], quotes: Iterable[Quote]) -> Mapping[str, str]:

@@ -13,9 +13,10 @@ Who polls is lease.py's job.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,12 +28,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ticker.icons import Icon
-from ticker.models import Snapshot
+from ticker.models import SavedManners, Snapshot
 from ticker.store import SNAPSHOT_KEY, SnapshotStore
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "version"
+INSTANCES_KEY = "instances"  # sorted set: instance id -> last seen (Unix seconds)
+MANNERS_KEY = "manners"  # the poller's holds and budget use, by provider: bind whoever holds the lease next
 ICON_KEY = "icon:{}"
 REDIS_TIMEOUT = 2.0  # per operation: a blackholed Redis must not stall the poller
 # What a lost Redis looks like: refused (ConnectionError), blackholed (aiocache's wait_for), reset sockets.
@@ -151,6 +154,42 @@ class RedisSnapshotStore(SnapshotStore):
             await self._cache.set(ICON_KEY.format(symbol), body)
         except REDIS_FAILURES as err:
             self.health.lost(err)
+
+    async def put_manners(self, saved: Mapping[str, SavedManners]) -> None:
+        """Holds and budget use, written the moment they change (not just with the next snapshot)."""
+        raw = json.dumps({name: item.to_dict() for name, item in saved.items()}, separators=(",", ":"))
+        try:
+            await self._cache.raw("set", self.key(MANNERS_KEY), raw)
+        except REDIS_FAILURES as err:
+            self.health.lost(err)
+
+    async def get_manners(self) -> dict[str, SavedManners] | None:
+        """What the last lease holder saved; None when Redis has none (or is away)."""
+        try:
+            raw = await self._cache.raw("get", self.key(MANNERS_KEY))
+        except REDIS_FAILURES as err:
+            self.health.lost(err)
+            return None
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return {str(name): SavedManners.from_dict(item) for name, item in data.items()}
+        except (ValueError, TypeError, AttributeError) as err:
+            logger.warning("ignoring damaged shared manners: %s", err)
+            return None
+
+    async def seen_instances(self, instance: str, window: float) -> int:
+        """Mark this instance alive and count those seen within `window` seconds (raises on Redis failure)."""
+        key = self.key(INSTANCES_KEY)
+        now = time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {instance: now})
+            pipe.zremrangebyscore(key, 0, now - window)
+            pipe.zcard(key)
+            pipe.expire(key, max(int(window * 4), 60))
+            results = await pipe.execute()
+        return max(int(results[2]), 1)
 
     def key(self, name: str) -> str:
         """A key under the configured namespace, spelled as aiocache spells its own."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
@@ -22,12 +24,13 @@ from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, PollerLease, SharedPolling
 from ticker.logs import setup_logging
-from ticker.models import utcnow
+from ticker.models import SavedManners, utcnow
 from ticker.poller import Poller
-from ticker.providers import Provider, build_providers
+from ticker.providers import Provider, build_provider
 from ticker.providers.demo import DemoSource
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
 from ticker.render.widget import WidgetRenderer
+from ticker.side_work import SideWork
 from ticker.store import SnapshotStore
 from ticker.web.app import build_app
 from ticker.web.views import Views
@@ -35,6 +38,8 @@ from ticker.web.views import Views
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"ticker/{__version__} (self-hosted price widget)"
+SIDE_WORK_SECONDS = 30.0  # time budget of one side-work pass (icons, metadata); the rest waits for the next
+MANNERS_SAVE_SECONDS = 0.5  # how soon a new hold or spent request reaches Redis
 
 
 def create_app(
@@ -44,8 +49,11 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     demo: bool = False,
     clock: Callable[[], datetime] = utcnow,
+    monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> Starlette:
+    """The app with its lifespan. `clock` (wall, for timestamps), `monotonic` (holds, budgets, schedules)
+    and `sleep` (the poller's) are injectable so tests can drive rounds by hand."""
     shared = settings.cache.shared and not demo and store is None
     if store is None:
         # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
@@ -72,23 +80,50 @@ def create_app(
         headers = {"user-agent": USER_AGENT}
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
             sharing = store if isinstance(store, RedisSnapshotStore) else None
-            providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
+            providers: list[Provider] = (
+                [DemoSource()]
+                if demo
+                else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
+            )
             poller = Poller(
                 providers,
                 store,
                 settings.market.coins,
                 settings.market.currencies,
                 interval=interval,
+                timeout=settings.poller.timeout_seconds,
                 clock=clock,
+                monotonic=monotonic,
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
-                after_round=lambda snapshot: icons.refresh(client, snapshot.icons, shared=sharing),
+            )
+            if loaded is not None:
+                poller.restore_manners(loaded.manners)
+            side_work = SideWork(
+                providers,
+                settings.market.coins,
+                settings.market.default_currency,
+                icons=lambda snapshot: icons.refresh(client, snapshot.icons, shared=sharing),
+                current=lambda: store.current,
+                interval=interval,
+                time_budget=max(interval, SIDE_WORK_SECONDS),
+                monotonic=monotonic,
             )
             async with anyio.create_task_group() as tasks:
                 if sharing is None:
                     tasks.start_soon(poller.run_forever)
                 else:
                     lease = PollerLease(sharing.redis, sharing.key(LEASE_KEY), ttl=1.5 * interval)
+
+                    async def take_over(instances: int) -> None:
+                        saved = await sharing.get_manners() if sharing.health.ok else None
+                        if saved is None and sharing.current is not None:
+                            saved = dict(sharing.current.manners)
+                        poller.restore_manners(saved or {})
+                        for provider in providers:
+                            if provider.session is not None and provider.session.budget is not None:
+                                provider.session.budget.share(instances)
+
                     polling = SharedPolling(
                         poller.run_once,
                         sharing,
@@ -98,9 +133,13 @@ def create_app(
                         on_follow=lambda snapshot: icons.refresh(
                             client, snapshot.icons, shared=sharing, download=False
                         ),
+                        on_lead=take_over,
                         sleep=sleep,
                     )
+                    side_work.active = lambda: polling.role != "follower"
                     tasks.start_soon(polling.run_forever)
+                    tasks.start_soon(_share_manners, poller, sharing, lambda: polling.role == "holder")
+                tasks.start_soon(side_work.run_forever)
                 try:
                     yield
                 finally:
@@ -112,6 +151,72 @@ def create_app(
                     await sharing.close()
 
     return build_app(settings, store, views, lifespan=lifespan, closing=closing, clock=clock)
+
+
+async def _share_manners(poller: Poller, store: RedisSnapshotStore, holding: Callable[[], bool]) -> None:
+    """Write the holds and budget use to Redis soon after they change, so a new lease holder obeys them."""
+    last: dict[str, SavedManners] = {}
+    while True:
+        await anyio.sleep(MANNERS_SAVE_SECONDS)
+        if holding():
+            saved = poller.saved_manners()
+            if saved != last:
+                await store.put_manners(saved)
+                last = saved
+
+
+def build_providers(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> list[Provider]:
+    """The configured providers in failover order, sharing one HTTP client, each with its own session."""
+    providers: list[Provider] = []
+    for name in settings.poller.providers:
+        provider = build_provider(
+            name,
+            settings.provider(name),
+            client,
+            interval=settings.poller.interval_seconds,
+            timeout=settings.poller.timeout_seconds,
+            monotonic=monotonic,
+            wall=wall,
+            sleep=sleep,
+        )
+        _warn_if_over_budget(provider, settings, primary=not providers)
+        providers.append(provider)
+    return providers
+
+
+def _warn_if_over_budget(provider: Provider, settings: Settings, *, primary: bool) -> None:
+    """Say at start when polling every round would ask more of a provider than its budget allows.
+
+    A warning for the primary (it is asked every round); a note for fallbacks, asked only when needed.
+    """
+    budget = provider.session.budget if provider.session is not None else None
+    if budget is None:
+        return
+    coins = [coin for coin in settings.market.live_coins if provider.supports(coin)]
+    per_round = math.ceil(len(coins) / provider.batch_size) if coins else 0
+    rounds_per_minute = 60.0 / settings.poller.interval_seconds
+    over = []
+    if budget.per_minute is not None and per_round * rounds_per_minute > budget.per_minute:
+        over.append(f"{per_round * rounds_per_minute:.1f}/min against {budget.per_minute:g}/min")
+    if budget.per_day is not None and per_round * rounds_per_minute * 1440 > budget.per_day:
+        over.append(f"{per_round * rounds_per_minute * 1440:.0f}/day against {budget.per_day:.0f}/day")
+    if over:
+        logger.log(
+            logging.WARNING if primary else logging.INFO,
+            "%s: asked every %g s round it would need %s; when it has to serve every round it will be "
+            "asked less often (raise poller.interval_seconds or providers.%s.requests_per_minute/_per_month)",
+            provider.name,
+            settings.poller.interval_seconds,
+            " and ".join(over),
+            provider.name,
+        )
 
 
 def app_from_environment() -> Starlette:

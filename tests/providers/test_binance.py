@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
+from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
@@ -53,7 +54,7 @@ def provider(
     monotonic: Callable[[], float] = time.monotonic,
     **settings: Any,
 ) -> Binance:
-    return Binance(client, ProviderSettings(**settings), budget=budget, monotonic=monotonic)
+    return make_provider(Binance, client, ProviderSettings(**settings), budget=budget, monotonic=monotonic)
 
 
 def ticker(symbol: str, last_price: object = "1.50000000", **fields: object) -> dict[str, object]:

@@ -10,11 +10,12 @@ import respx
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
+from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
 from ticker.providers.budget import RequestBudget
-from ticker.providers.coinbase import CONCURRENCY, RATE_LIMIT_RETRY_SECONDS, Coinbase
+from ticker.providers.coinbase import CONCURRENCY, Coinbase
 
 BASE = "https://api.exchange.coinbase.com"
 SAMPLE_CHANGE = (6813.19 - 6745.61) / 6745.61 * 100  # from the sample's open and last: about +1.0018 %
@@ -52,7 +53,9 @@ def provider(
     client: httpx.AsyncClient, *, clock: Clock | None = None, budget: RequestBudget | None = None, **settings: Any
 ) -> Coinbase:
     clock = clock or Clock()
-    return Coinbase(client, ProviderSettings(**settings), budget=budget, monotonic=clock, sleep=clock.sleep)
+    return make_provider(
+        Coinbase, client, ProviderSettings(**settings), budget=budget, monotonic=clock, sleep=clock.sleep
+    )
 
 
 def mock_stats(respx_mock: respx.MockRouter, product: str, **response: Any) -> respx.Route:
@@ -160,7 +163,8 @@ async def test_every_request_failing_raises_the_most_telling_error(respx_mock, c
     with pytest.raises(ProviderError) as caught:
         await provider(client).fetch([coin("BTC"), coin("ETH"), coin("LTC")], ["usd"])
     err = caught.value
-    assert err.provider == "coinbase" and err.message == "ETH-USD: HTTP 503 (and 2 more)"
+    # The 503's Retry-After holds Coinbase at once: a product not yet asked is not sent at all.
+    assert err.provider == "coinbase" and err.message.startswith("ETH-USD: HTTP 503 (and ")
     assert err.status == 503 and err.retry_after == 30.0 and not err.over_budget
 
 
@@ -169,11 +173,17 @@ async def test_a_429_stops_the_round(respx_mock, client):
         429, content=fixture_bytes("coinbase_error_429.constructed.json")
     )
     coins = [coin(s) for s in ("BTC", "ETH", "LTC", "DOGE", "ADA", "SOL", "XRP")]
+    clock = Clock()
+    cb = provider(client, clock=clock)
     with pytest.raises(ProviderError) as caught:
-        await provider(client).fetch(coins, ["usd"])
+        await cb.fetch(coins, ["usd"])
     assert route.call_count <= CONCURRENCY  # only those already under way
-    assert caught.value.status == 429 and caught.value.retry_after == RATE_LIMIT_RETRY_SECONDS
-    assert "HTTP 429: Public rate limit exceeded" in caught.value.message
+    assert caught.value.status == 429 and "HTTP 429: Public rate limit exceeded" in caught.value.message
+    # No Retry-After: the whole provider is held for Coinbase's own pause, whatever product is asked next.
+    assert cb.session.manners.held_seconds() == Coinbase.RATE_LIMIT_HOLD
+    with pytest.raises(ProviderError) as again:
+        await cb.fetch([coin("BTC")], ["usd"])
+    assert again.value.held and route.call_count <= CONCURRENCY
 
 
 async def test_a_429_after_some_prices_keeps_them(respx_mock, client):
@@ -226,7 +236,7 @@ PROVIDER_FAILURES = [
         httpx.Response(429, content=fixture_bytes("coinbase_error_429.constructed.json")),
         "HTTP 429: Public rate limit exceeded",
         429,
-        RATE_LIMIT_RETRY_SECONDS,
+        None,  # the session holds Coinbase for its RATE_LIMIT_HOLD instead (test_a_429_holds_every_product)
         id="429-no-retry-after",
     ),
     pytest.param(

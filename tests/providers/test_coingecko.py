@@ -9,9 +9,11 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
+from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
+from ticker.providers.budget import RequestBudget
 from ticker.providers.coingecko import CoinGecko
 
 BASE = "https://api.coingecko.com/api/v3"
@@ -31,7 +33,7 @@ async def client():
 
 
 def provider(client: httpx.AsyncClient, **settings) -> CoinGecko:
-    return CoinGecko(client, ProviderSettings(**({"plan": "demo"} | settings)))
+    return make_provider(CoinGecko, client, ProviderSettings(**({"plan": "demo"} | settings)))
 
 
 def mock_markets(respx_mock, body=None):
@@ -43,7 +45,9 @@ async def test_one_batched_request_for_every_coin_and_currency(respx_mock, clien
     route = respx_mock.get(PRICE_URL).respond(
         200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
     )
-    quotes = await provider(client).fetch(COINS, ["usd", "eur"])
+    cg = provider(client)
+    await cg.refresh_metadata(COINS, "usd")  # side work, off the price path: icons and sparkline seeds
+    quotes = await cg.fetch(COINS, ["usd", "eur"])
     assert route.call_count == 1 and markets.call_count == 1
     params = route.calls.last.request.url.params
     assert params["ids"] == "bitcoin,ethereum,neo,waves,monero,nano,ark,pirate-chain,dogecoin,litecoin,cardano"
@@ -60,7 +64,6 @@ async def test_one_batched_request_for_every_coin_and_currency(respx_mock, clien
 
 
 async def test_official_doc_example_parses_unrounded(respx_mock, client):
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
     [btc] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
     assert btc.price == 67187.3358936566
@@ -69,7 +72,6 @@ async def test_official_doc_example_parses_unrounded(respx_mock, client):
 
 
 async def test_sub_cent_price_keeps_its_digits_and_missing_time_is_left_to_the_poller(respx_mock, client):
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, content=fixture_bytes("coingecko_simple_price_24h_change.json"))
     [q] = await provider(client).fetch([coin("UNQ", "unique-network")], ["usd"])
     assert q.price == 0.00480102 and q.change_24h_pct == 1.9281110755066968
@@ -77,7 +79,6 @@ async def test_sub_cent_price_keeps_its_digits_and_missing_time_is_left_to_the_p
 
 
 async def test_captured_multi_coin_response_without_change(respx_mock, client):
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, content=fixture_bytes("coingecko_simple_price_multi.json"))
     coins = [coin("BTC", "bitcoin"), coin("XMR", "monero"), coin("PEG", "pegnet")]
     quotes = {q.symbol: q for q in await provider(client).fetch(coins, ["usd"])}
@@ -86,20 +87,17 @@ async def test_captured_multi_coin_response_without_change(respx_mock, client):
 
 
 async def test_a_missing_coin_is_left_out_not_zero(respx_mock, client):
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
     quotes = await provider(client).fetch([coin("BTC", "bitcoin"), coin("XYZ", "no-such-coin")], ["usd"])
     assert [q.symbol for q in quotes] == ["BTC"]
 
 
 async def test_empty_object_means_no_quotes(respx_mock, client):
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, json={})
     assert await provider(client).fetch([coin("XYZ", "no-such-coin")], ["usd"]) == []
 
 
 async def test_wrong_types_are_dropped_for_that_coin_only(respx_mock, client, caplog):
-    mock_markets(respx_mock)
     body = {
         "bitcoin": {"usd": "90917.04", "usd_24h_change": 1.0},
         "ethereum": {"usd": 3000.5, "usd_24h_change": "bad"},
@@ -145,7 +143,6 @@ PROVIDER_FAILURES = [
 
 @pytest.mark.parametrize(("outcome", "message", "status", "retry_after"), PROVIDER_FAILURES)
 async def test_every_failure_is_one_provider_error(respx_mock, client, outcome, message, status, retry_after):
-    mock_markets(respx_mock)
     route = respx_mock.get(PRICE_URL)
     if isinstance(outcome, Exception):
         route.mock(side_effect=outcome)
@@ -161,7 +158,6 @@ async def test_every_failure_is_one_provider_error(respx_mock, client, outcome, 
 
 async def test_api_key_goes_in_the_plan_header_never_the_url(respx_mock, client, monkeypatch):
     monkeypatch.setenv("CG_KEY", "cg-secret")
-    mock_markets(respx_mock)
     route = respx_mock.get(PRICE_URL).respond(200, json={})
     await provider(client, api_key_env="CG_KEY").fetch([coin("BTC", "bitcoin")], ["usd"])
     request = route.calls.last.request
@@ -171,42 +167,55 @@ async def test_api_key_goes_in_the_plan_header_never_the_url(respx_mock, client,
 
 async def test_pro_plan_uses_the_pro_host_and_header(respx_mock, client, monkeypatch):
     monkeypatch.setenv("CG_KEY", "pro-secret")
-    respx_mock.get("https://pro-api.coingecko.com/api/v3/coins/markets").respond(200, json=[])
     route = respx_mock.get("https://pro-api.coingecko.com/api/v3/simple/price").respond(200, json={})
     await provider(client, plan="pro", api_key_env="CG_KEY").fetch([coin("BTC", "bitcoin")], ["usd"])
     assert route.calls.last.request.headers["x-cg-pro-api-key"] == "pro-secret"
 
 
 async def test_base_url_override_for_mirrors_and_tests(respx_mock, client):
-    respx_mock.get("http://127.0.0.1:9/cg/coins/markets").respond(200, json=[])
     route = respx_mock.get("http://127.0.0.1:9/cg/simple/price").respond(200, json={})
     await provider(client, base_url="http://127.0.0.1:9/cg/").fetch([coin("BTC", "bitcoin")], ["usd"])
     assert route.called
 
 
-async def test_icons_are_fetched_once_a_day_and_their_failure_costs_no_prices(respx_mock, client):
+async def test_a_429_on_the_metadata_endpoint_holds_the_price_endpoint_too(respx_mock, client):
+    """Issue 10, item 1: Retry-After on /coins/markets binds /simple/price, in the same round and after."""
     now = [1000.0]
-    markets = respx_mock.get(MARKETS_URL).mock(
-        side_effect=[httpx.Response(500), httpx.Response(200, json=fixture_json("coingecko_coins_markets.json"))]
+    respx_mock.get(MARKETS_URL).respond(
+        429, headers={"retry-after": "20"}, json=fixture_json("coingecko_error_429.json")
     )
     prices = respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
-    cg = CoinGecko(client, ProviderSettings(plan="demo"), monotonic=lambda: now[0])
-    [first] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
-    assert first.price == 67187.3358936566 and first.icon_url is None
-    now[0] += 600
-    await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
-    assert markets.call_count == 1  # retried after an hour, not every round
-    now[0] += 3600
-    [third] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
-    assert markets.call_count == 2 and prices.call_count == 3
-    assert third.icon_url == "https://assets.coingecko.com/coins/images/1/large/bitcoin.png?1696501400"
-    now[0] += 3600
-    await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
-    assert markets.call_count == 2
+    cg = make_provider(CoinGecko, client, ProviderSettings(plan="demo"), monotonic=lambda: now[0])
+    with pytest.raises(ProviderError) as side:
+        await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")
+    assert side.value.status == 429 and side.value.retry_after == 20
+    for elapsed in (0, 10, 19.9):
+        now[0] = 1000.0 + elapsed
+        with pytest.raises(ProviderError) as held:
+            await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+        assert held.value.held and held.value.retry_after == pytest.approx(20 - elapsed)
+    assert prices.call_count == 0  # nothing sent inside the hold
+    now[0] = 1020.0
+    [btc] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert btc.price == 67187.3358936566 and prices.call_count == 1
+
+
+async def test_metadata_requests_leave_the_price_rounds_their_budget(respx_mock, client):
+    markets = respx_mock.get(MARKETS_URL).respond(200, json=[])
+    prices = respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    budget = RequestBudget(5, None)  # keyless CoinGecko: 5 a minute
+    cg = make_provider(CoinGecko, client, ProviderSettings(plan="demo"), budget=budget)
+    cg.session.reserve = budget.reserve_for(per_round=1, interval=15)  # 4 rounds a minute need 4 requests
+    await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")  # the fifth: allowed
+    with pytest.raises(ProviderError) as refused:
+        await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")
+    assert refused.value.over_budget and markets.call_count == 1
+    for _ in range(4):  # every price round of the minute still goes out
+        await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert prices.call_count == 4
 
 
 async def test_more_ids_than_one_request_takes_are_split_into_batches(respx_mock, client):
-    mock_markets(respx_mock)
     route = respx_mock.get(PRICE_URL).respond(200, json={})
     coins = [coin(f"C{i}", f"coin-{i}") for i in range(1001)]
     await provider(client).fetch(coins, ["usd"])
@@ -226,7 +235,9 @@ async def test_hostile_icon_urls_are_not_used(respx_mock, client):
     rows = [{"id": "bitcoin", "image": "javascript:alert(1)"}]
     respx_mock.get(MARKETS_URL).respond(200, json=rows)
     respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
-    [q] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+    cg = provider(client)
+    await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")
+    [q] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
     assert q.icon_url is None
 
 
@@ -234,6 +245,7 @@ async def test_sparklines_come_with_the_daily_markets_call_once(respx_mock, clie
     markets = respx_mock.get(MARKETS_URL).respond(200, json=fixture_json("coingecko_coins_markets_sparkline.json"))
     respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
     cg = provider(client)
+    await cg.refresh_metadata(COINS[:2], "usd")
     first = {(q.symbol, q.currency): q for q in await cg.fetch(COINS[:2], ["usd", "eur"])}
     assert markets.calls.last.request.url.params["sparkline"] == "true"
     assert first[("BTC", "usd")].sparkline_7d == (
@@ -252,7 +264,6 @@ async def test_an_oversized_body_is_refused_without_being_held(respx_mock, clien
     import ticker.providers.session as http
 
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 1024)
-    mock_markets(respx_mock)
     respx_mock.get(PRICE_URL).respond(200, content=b'{"bitcoin": {"usd": 1.0, "pad": "' + b"x" * 5000 + b'"}}')
     with pytest.raises(ProviderError, match="response too large"):
         await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])

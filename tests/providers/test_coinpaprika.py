@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
+from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
@@ -38,7 +39,7 @@ async def client():
 
 
 def provider(client: httpx.AsyncClient, **settings: Any) -> CoinPaprika:
-    return CoinPaprika(client, ProviderSettings(**settings))
+    return make_provider(CoinPaprika, client, ProviderSettings(**settings))
 
 
 def tick(coin_id: str, **quotes: Any) -> dict[str, Any]:
@@ -312,7 +313,7 @@ async def test_a_failed_second_call_fails_the_whole_fetch(respx_mock, client):
 async def test_a_spent_budget_sends_no_request(respx_mock, client):
     route = respx_mock.get(TICKERS_URL).respond(200, content=fixture_bytes("coinpaprika_tickers.json"))
     budget = RequestBudget(1, None)
-    cp = CoinPaprika(client, ProviderSettings(), budget=budget)
+    cp = make_provider(CoinPaprika, client, ProviderSettings(), budget=budget)
     assert len(await cp.fetch([BTC, ETH], ["usd"])) == 2
     with pytest.raises(ProviderError) as caught:
         await cp.fetch([BTC, ETH], ["usd"])
@@ -325,7 +326,7 @@ async def test_errors_are_charged_to_the_budget(respx_mock, client):
     respx_mock.get(TICKERS_URL).respond(500)
     budget = RequestBudget(10, None)
     with pytest.raises(ProviderError):
-        await CoinPaprika(client, ProviderSettings(), budget=budget).fetch([BTC, ETH], ["usd"])
+        await make_provider(CoinPaprika, client, ProviderSettings(), budget=budget).fetch([BTC, ETH], ["usd"])
     assert budget.spent == 1
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import fixture_bytes, fixture_json
 from tests.providers.failures import transport_failures
+from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
 from ticker.models import Coin
@@ -57,7 +58,9 @@ async def client():
 
 def provider(client, *, clock: Clock | None = None, budget: RequestBudget | None = None, **settings) -> Kraken:
     clock = clock or Clock()
-    return Kraken(client, ProviderSettings(**settings), budget=budget, monotonic=clock, sleep=clock.sleep)
+    return make_provider(
+        Kraken, client, ProviderSettings(**settings), budget=budget, monotonic=clock, sleep=clock.sleep
+    )
 
 
 def fake_kraken(unknown: set[str], answers: dict[str, tuple[str, object]] = CAPTURED):

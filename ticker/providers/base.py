@@ -1,6 +1,7 @@
 """What every provider is: the interface the poller calls, and the settings config hands it.
 
-Config imports `ProviderSettings` from here; provider modules never import config.
+Config imports `ProviderSettings` from here; provider modules never import config. A provider
+builds requests and parses bodies; its session (session.py) sends them and keeps its manners.
 """
 
 from __future__ import annotations
@@ -8,12 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import httpx
+from typing import ClassVar, Protocol
 
 from ticker.models import Coin, Quote
-from ticker.providers.budget import RequestBudget
+from ticker.providers.session import UpstreamSession
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class ProviderSettings:
 class Provider(Protocol):
     name: str
     batch_size: int  # ids per upstream request
+    session: UpstreamSession | None  # every request goes through it (None: a source that asks nobody)
 
     def supports(self, coin: Coin) -> bool:
         """Whether this provider can price the coin (it has an id for it)."""
@@ -51,6 +51,29 @@ class ProviderClass(Protocol):
         """The published (requests per minute, requests per month) for these settings' plan and key."""
         ...
 
-    def __call__(
-        self, client: httpx.AsyncClient, settings: ProviderSettings, *, budget: RequestBudget | None = None
-    ) -> Provider: ...
+    RATE_LIMIT_HOLD: float  # seconds to hold after a 429 that carries no Retry-After
+    REQUEST_SPACING: float  # seconds between request starts, where the upstream asks for pacing
+
+    def __call__(self, session: UpstreamSession, settings: ProviderSettings) -> Provider: ...
+
+
+class UpstreamProvider:
+    """The shared part of every provider: its session, its base URL and which coins it has ids for."""
+
+    name: str
+    batch_size: int  # ids per upstream request
+    KEYLESS: ClassVar[bool] = True
+    PLANS: ClassVar[tuple[str, ...]] = ("public",)
+    BASE_URLS: ClassVar[dict[str, str]]  # plan -> default base URL
+    RATE_LIMIT_HOLD: ClassVar[float] = 60.0
+    REQUEST_SPACING: ClassVar[float] = 0.0
+
+    def __init__(self, session: UpstreamSession, settings: ProviderSettings) -> None:
+        self.session: UpstreamSession | None = session
+        self._session = session
+        self._plan = settings.plan or self.PLANS[0]
+        self._base_url = (settings.base_url or self.BASE_URLS[self._plan]).rstrip("/")
+        self._headers = {"accept": "application/json"}
+
+    def supports(self, coin: Coin) -> bool:
+        return self.name in coin.ids

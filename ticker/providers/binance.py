@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers.budget import RequestBudget
-from ticker.providers.session import get_json, number, unix_time
+from ticker.providers.base import UpstreamProvider
+from ticker.providers.parsing import number, unix_time
+from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
     from ticker.providers.base import ProviderSettings
@@ -51,11 +49,10 @@ _EXPLAINED = {
 }
 
 
-class Binance:
+class Binance(UpstreamProvider):
     """Keyless public market data; only USDT pairs, reported as usd."""
 
-    KEYLESS: ClassVar[bool] = True
-    PLANS: ClassVar[tuple[str, ...]] = ("public",)
+    BASE_URLS: ClassVar[dict[str, str]] = {"public": BASE_URL}
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
@@ -73,20 +70,9 @@ class Binance:
     # Small batches also limit how many coins one invalid symbol holds up.
     batch_size = 20
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: ProviderSettings,
-        *,
-        budget: RequestBudget | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        self._url = (settings.base_url or BASE_URL).rstrip("/") + TICKER_PATH
-        self._headers = {"accept": "application/json"}
-        self._budget = budget
-        self._monotonic = monotonic
-        self._invalid_until: dict[str, float] = {}  # symbol -> monotonic time to ask again
+    def __init__(self, session: UpstreamSession, settings: ProviderSettings) -> None:
+        super().__init__(session, settings)
+        self._url = self._base_url + TICKER_PATH
         self._reported: set[str] = set()  # ids already logged as invalid or unusable
         self._probes_left = PROBES_PER_ROUND
 
@@ -105,11 +91,10 @@ class Binance:
     async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
         if CURRENCY not in currencies:
             return []
-        now = self._monotonic()
         by_symbol = {
             coin.ids[self.name]: coin
             for coin in coins
-            if self.supports(coin) and self._invalid_until.get(coin.ids[self.name], 0.0) <= now
+            if self.supports(coin) and not self._session.quarantine.skipped(coin.ids[self.name])
         }
         symbols = list(by_symbol)
         tickers: dict[str, Any] = {}
@@ -118,9 +103,9 @@ class Binance:
             for start in range(0, len(symbols), self.batch_size):
                 await self._collect(symbols[start : start + self.batch_size], tickers)
         except ProviderError as err:
-            if not (err.over_budget and tickers):
+            if not ((err.over_budget or err.held) and tickers):
                 raise
-            # A spent budget never throws away prices already paid for; the rest fails over this round.
+            # A spent budget or a hold never throws away prices already paid for; the rest fails over.
             logger.info("binance: %s; %d of %d pairs priced this round", err.message, len(tickers), len(symbols))
         quotes = []
         for symbol, coin in by_symbol.items():
@@ -162,14 +147,11 @@ class Binance:
     async def _ask(self, symbols: list[str], into: dict[str, Any]) -> bool:
         """One request; False if Binance rejected it because a symbol is invalid."""
         try:
-            body = await get_json(
-                self._client,
-                self.name,
+            body = await self._session.get_json(
                 self._url,
                 # Compact JSON: the server's regex for `symbols` rejects the space json.dumps puts after commas.
                 params={"symbols": json.dumps(symbols, separators=(",", ":"))},
                 headers=self._headers,
-                budget=self._budget,
             )
         except ProviderError as err:
             if err.code == INVALID_SYMBOL:
@@ -190,7 +172,7 @@ class Binance:
         return True
 
     def _remember_invalid(self, symbol: str) -> None:
-        self._invalid_until[symbol] = self._monotonic() + INVALID_SYMBOL_SKIP_SECONDS
+        self._session.quarantine.skip(symbol, INVALID_SYMBOL_SKIP_SECONDS)
         if symbol in self._reported:
             logger.debug("binance: %s still an invalid symbol; skipped for another 24 h", symbol)
             return

@@ -6,13 +6,28 @@ succeeds. A per-minute limit is a sliding 60-second window; a monthly cap
 (CoinPaprika's 20,000, CoinGecko demo's 10,000) is enforced as an even
 daily share over a sliding 24 hours, so a long outage of the primary
 cannot spend a fallback's whole month in a day.
+
+Price rounds come first: side work (metadata, backfills) asks with a
+`reserve`, the requests the next rounds will need within each window, and
+is refused while granting it would eat into them.
+
+Several instances polling on their own (Redis away, `cache.redis_fallback`)
+share one upstream budget: `share(n)` divides each window by the instances
+last seen and spaces requests evenly (5/min over 6 instances: one request
+every 72 s each), so together they stay within it.
+
+We keep our own sliding windows rather than a rate-limit library because
+the windows must be saved into the snapshot file (memory mode) and a Redis
+key (scale-out) as UTC times, restored across a restart or a lease handover,
+and answer "how much is left after the next rounds' share", which neither
+`limits`' moving window nor a token bucket exposes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 MINUTE = 60.0
 DAY = 86400.0
@@ -35,34 +50,81 @@ class RequestBudget:
         if per_month is not None:
             self._windows.append((DAY, max(int(per_month / DAYS_PER_MONTH), 1), deque()))
         self._monotonic = monotonic
+        self._sent: deque[float] = deque()  # every request in the longest window, monotonic seconds
+        self._instances = 1
         self.spent = 0  # requests sent over the budget's life, for tests and metrics
 
+    def share(self, instances: int) -> None:
+        """Spend only 1/`instances` of each window, evenly spaced (1 = the whole budget)."""
+        self._instances = max(int(instances), 1)
+
+    @property
+    def instances(self) -> int:
+        return self._instances
+
     def _expire(self, now: float) -> None:
+        longest = max((length for length, _, _ in self._windows), default=0.0)
+        while self._sent and self._sent[0] <= now - longest:
+            self._sent.popleft()
         for length, _, sent in self._windows:
             while sent and sent[0] <= now - length:
                 sent.popleft()
 
-    def wait_seconds(self) -> float:
-        """0 if a request may go now, else how long until one may."""
+    def wait_seconds(self, reserve: Iterable[int] | None = None) -> float:
+        """0 if a request may go now, else how long until one may.
+
+        `reserve` gives, per window (minute, then day), requests to leave unspent for price rounds.
+        """
         now = self._monotonic()
         self._expire(now)
+        reserved = list(reserve or ())
         wait = 0.0
-        for length, limit, sent in self._windows:
-            if len(sent) >= limit:
-                wait = max(wait, sent[len(sent) - limit] + length - now)
-        return wait
+        for index, (length, limit, sent) in enumerate(self._windows):
+            allowed = limit // self._instances if self._instances > 1 else limit
+            allowed -= reserved[index] if index < len(reserved) else 0
+            if allowed <= 0:
+                return length  # nothing is left for this kind of request in a whole window
+            if len(sent) >= allowed:
+                wait = max(wait, sent[len(sent) - allowed] + length - now)
+            if self._instances > 1 and sent:
+                wait = max(wait, sent[-1] + length * self._instances / limit - now)
+        return max(wait, 0.0)
 
-    def try_spend(self) -> bool:
-        """Charge one request if the budget allows it now."""
-        if self.wait_seconds() > 0:
+    def try_spend(self, reserve: Iterable[int] | None = None) -> bool:
+        """Charge one request if the budget allows it now (leaving `reserve` unspent)."""
+        if self.wait_seconds(reserve) > 0:
             return False
         now = self._monotonic()
         for _, _, sent in self._windows:
             sent.append(now)
+        self._sent.append(now)
         self.spent += 1
         return True
+
+    def reserve_for(self, per_round: int, interval: float) -> tuple[int, ...]:
+        """Requests the price rounds need within each window: `per_round` every `interval` seconds."""
+        return tuple(per_round * max(int(length // interval), 1) for length, _, _ in self._windows)
+
+    def sent_at(self, wall: float) -> list[float]:
+        """The requests still inside a window, as Unix times (for saving; `wall` is now in Unix seconds)."""
+        now = self._monotonic()
+        self._expire(now)
+        return [round(wall - (now - moment), 3) for moment in self._sent]
+
+    def restore(self, sent: Iterable[float], wall: float) -> None:
+        """Take back requests saved by `sent_at` (by this or another instance), keeping what we already hold."""
+        now = self._monotonic()
+        saved = sorted(now - (wall - at) for at in sent if 0 <= wall - at)
+        newest = saved[-1] if saved else float("-inf")
+        moments = saved + [moment for moment in self._sent if moment > newest + 0.01]  # ours since the save
+        self._sent = deque(moments)
+        for length, _, window in self._windows:
+            window.clear()
+            window.extend(moment for moment in moments if moment > now - length)
+        self._expire(now)
 
     @property
     def limits(self) -> str:
         parts = [f"{limit}/{'min' if length == MINUTE else 'day'}" for length, limit, _ in self._windows]
-        return ", ".join(parts) or "unlimited"
+        text = ", ".join(parts) or "unlimited"
+        return f"{text}, shared by {self._instances} instances" if self._instances > 1 else text

@@ -2,24 +2,23 @@
 
 The frugal shape (every call counts against the budget, errors included):
 prices and 24h changes for every coin and currency come from one
-`/simple/price` call per batch of ids; icon URLs, which change slowly, from
-`/coins/markets` at start and then once a day.
+`/simple/price` call per batch of ids; icon URLs and 7-day sparklines, which
+change slowly, from `/coins/markets` once a day, as side work off the price
+path (`refresh_metadata`), with only the budget the price rounds leave over.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import httpx
 
 from ticker.exceptions import ProviderError
 from ticker.models import Candidate, Coin, Quote
-from ticker.providers.budget import RequestBudget
-from ticker.providers.session import get_json, json_number, number, unix_time
+from ticker.providers.base import UpstreamProvider
+from ticker.providers.parsing import json_number, number, unix_time
+from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
     from ticker.providers.base import ProviderSettings
@@ -28,16 +27,15 @@ logger = logging.getLogger(__name__)
 
 BASE_URLS = {"demo": "https://api.coingecko.com/api/v3", "pro": "https://pro-api.coingecko.com/api/v3"}
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
-ICON_REFRESH_SECONDS = 24 * 3600.0
-ICON_RETRY_SECONDS = 3600.0
+METADATA_REFRESH_SECONDS = 24 * 3600.0  # icons and sparkline seeds change slowly
 MARKETS_PAGE = 250  # /coins/markets per_page maximum
 
 
-class CoinGecko:
+class CoinGecko(UpstreamProvider):
     """Keyless by default; a demo or pro key is sent as a header, never in the URL."""
 
-    KEYLESS: ClassVar[bool] = True
     PLANS: ClassVar[tuple[str, ...]] = ("demo", "pro")
+    BASE_URLS: ClassVar[dict[str, str]] = BASE_URLS
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
@@ -51,42 +49,23 @@ class CoinGecko:
     name = "coingecko"
     batch_size = 500  # documented maximum is 515 ids per /simple/price call
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: ProviderSettings,
-        *,
-        budget: RequestBudget | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        plan = settings.plan or "demo"
-        self._client = client
-        self._base_url = (settings.base_url or BASE_URLS[plan]).rstrip("/")
+    def __init__(self, session: UpstreamSession, settings: ProviderSettings) -> None:
+        super().__init__(session, settings)
         key = settings.api_key()
-        self._headers = {"accept": "application/json"}
         if key:
-            self._headers[KEY_HEADERS[plan]] = key
-        self._budget = budget
-        self._monotonic = monotonic
+            self._headers[KEY_HEADERS[self._plan]] = key
         self._icons: dict[str, str] = {}
         self._sparklines: dict[str, tuple[float, ...]] = {}  # handed out once, with the next quotes
-        self._markets_due = 0.0
-
-    def supports(self, coin: Coin) -> bool:
-        return self.name in coin.ids
 
     async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
         by_id = {coin.ids[self.name]: coin for coin in coins if self.name in coin.ids}
         ids = list(by_id)
         if not ids:
             return []
-        await self._refresh_markets(ids, currencies[0])
         quotes: list[Quote] = []
         for start in range(0, len(ids), self.batch_size):
             batch = ids[start : start + self.batch_size]
-            body = await get_json(
-                self._client,
-                self.name,
+            body = await self._session.get_json(
                 f"{self._base_url}/simple/price",
                 params={
                     "ids": ",".join(batch),
@@ -96,7 +75,6 @@ class CoinGecko:
                     "precision": "full",
                 },
                 headers=self._headers,
-                budget=self._budget,
             )
             if not isinstance(body, dict):
                 raise ProviderError(self.name, f"unexpected /simple/price response ({type(body).__name__})")
@@ -147,28 +125,33 @@ class CoinGecko:
             )
         return quotes
 
-    async def _refresh_markets(self, ids: Sequence[str], currency: str) -> None:
-        """Icon URLs and 7-day sparklines from /coins/markets, once a day; a failure never costs a price round."""
-        if self._monotonic() < self._markets_due:
-            return
-        try:
-            for start in range(0, len(ids), MARKETS_PAGE):
-                for row in await self._markets(ids[start : start + MARKETS_PAGE], currency, sparkline=True):
-                    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                        continue
-                    if _is_http_url(row.get("image")):
-                        self._icons[row["id"]] = row["image"]
-                    series = _sparkline(row.get("sparkline_in_7d"))
-                    if series:
-                        self._sparklines[row["id"]] = series
-        except ProviderError as err:
-            logger.info("coingecko: icon and sparkline refresh failed, retrying in an hour: %s", err.message)
-            self._markets_due = self._monotonic() + ICON_RETRY_SECONDS
-            return
-        self._markets_due = self._monotonic() + ICON_REFRESH_SECONDS
+    metadata_every = METADATA_REFRESH_SECONDS
+
+    async def refresh_metadata(self, coins: Sequence[Coin], currency: str) -> None:
+        """Icon URLs and 7-day sparklines from /coins/markets, handed out with the next quotes.
+
+        Side work: its requests spend only the budget the price rounds leave over, and raise
+        ProviderError (the caller retries later) rather than ever delaying a price round.
+        """
+        ids = [coin.ids[self.name] for coin in coins if self.name in coin.ids]
+        for start in range(0, len(ids), MARKETS_PAGE):
+            for row in await self._markets(ids[start : start + MARKETS_PAGE], currency, sparkline=True, side=True):
+                if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                    continue
+                if _is_http_url(row.get("image")):
+                    self._icons[row["id"]] = row["image"]
+                series = _sparkline(row.get("sparkline_in_7d"))
+                if series:
+                    self._sparklines[row["id"]] = series
 
     async def _markets(
-        self, ids: Sequence[str], currency: str, *, symbols: str | None = None, sparkline: bool = False
+        self,
+        ids: Sequence[str],
+        currency: str,
+        *,
+        symbols: str | None = None,
+        sparkline: bool = False,
+        side: bool = False,
     ) -> list[Any]:
         params = {"vs_currency": currency, "per_page": str(MARKETS_PAGE), "page": "1"}
         if sparkline:
@@ -177,13 +160,11 @@ class CoinGecko:
             params |= {"symbols": symbols, "include_tokens": "all"}
         else:
             params["ids"] = ",".join(ids)
-        body = await get_json(
-            self._client,
-            self.name,
+        body = await self._session.get_json(
             f"{self._base_url}/coins/markets",
             params=params,
             headers=self._headers,
-            budget=self._budget,
+            side=side,
         )
         if not isinstance(body, list):
             raise ProviderError(self.name, f"unexpected /coins/markets response ({type(body).__name__})")

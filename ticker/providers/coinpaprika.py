@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote as url_quote
 
-import httpx
-
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers.budget import RequestBudget
-from ticker.providers.session import get_json, json_number
+from ticker.providers.base import UpstreamProvider
+from ticker.providers.parsing import btc_to_sats, json_number
+from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
     from ticker.providers.base import ProviderSettings
@@ -30,9 +29,8 @@ logger = logging.getLogger(__name__)
 
 BASE_URLS = {"free": "https://api.coinpaprika.com/v1", "pro": "https://api-pro.coinpaprika.com/v1"}
 MAX_QUOTES = 3  # documented maximum of the `quotes` parameter
-SATS_PER_BTC = 100_000_000
 # Our currency -> CoinPaprika's quote code: the documented list (API docs 1.7.9, `quotes`).
-# "sats" is derived from the BTC quote (price * 1e8; the percent change is the same).
+# "sats" is derived from the BTC quote (exactly, in decimal; the percent change is the same).
 QUOTE_CODES: dict[str, str] = {
     code.lower(): code
     for code in (
@@ -42,11 +40,11 @@ QUOTE_CODES: dict[str, str] = {
 } | {"sats": "BTC"}
 
 
-class CoinPaprika:
+class CoinPaprika(UpstreamProvider):
     """Keyless on the free plan; a paid key is sent as the `Authorization` header, never in the URL."""
 
-    KEYLESS: ClassVar[bool] = True
     PLANS: ClassVar[tuple[str, ...]] = ("free", "pro")
+    BASE_URLS: ClassVar[dict[str, str]] = BASE_URLS
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
@@ -64,25 +62,12 @@ class CoinPaprika:
     name = "coinpaprika"
     batch_size = 2_500  # /tickers has no id filter: one call covers every coin (top 2,500 on the free plan)
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: ProviderSettings,
-        *,
-        budget: RequestBudget | None = None,
-    ) -> None:
-        plan = settings.plan or "free"
-        self._client = client
-        self._base_url = (settings.base_url or BASE_URLS[plan]).rstrip("/")
-        self._headers = {"accept": "application/json"}
+    def __init__(self, session: UpstreamSession, settings: ProviderSettings) -> None:
+        super().__init__(session, settings)
         key = settings.api_key()
         if key:
             self._headers["authorization"] = key
-        self._budget = budget
         self._unknown_ids: set[str] = set()  # warned about once, not every round
-
-    def supports(self, coin: Coin) -> bool:
-        return self.name in coin.ids
 
     async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
         """Quotes in the currencies CoinPaprika has; the poller fails the others over to the next provider."""
@@ -109,26 +94,20 @@ class CoinPaprika:
         """The tick rows for these quote codes: every coin's, or the one coin's when only one is wanted."""
         params = {"quotes": ",".join(codes)}
         if len(ids) > 1:
-            body = await get_json(
-                self._client,
-                self.name,
+            body = await self._session.get_json(
                 f"{self._base_url}/tickers",
                 params=params,
                 headers=self._headers,
-                budget=self._budget,
             )
             if not isinstance(body, list):
                 raise ProviderError(self.name, f"unexpected /tickers response ({type(body).__name__})")
             return body
         [coin_id] = ids
         try:
-            body = await get_json(
-                self._client,
-                self.name,
+            body = await self._session.get_json(
                 f"{self._base_url}/tickers/{url_quote(coin_id, safe='')}",
                 params=params,
                 headers=self._headers,
-                budget=self._budget,
             )
         except ProviderError as err:
             if err.status == 404 and err.message.endswith("id not found"):
@@ -184,7 +163,7 @@ class CoinPaprika:
                 Quote(
                     symbol=coin.symbol,
                     currency=currency,
-                    price=price * SATS_PER_BTC if currency == "sats" else price,
+                    price=btc_to_sats(price) if currency == "sats" else price,
                     change_24h_pct=json_number(change),
                     updated_at=updated_at,
                     source=self.name,

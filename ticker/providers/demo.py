@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Sequence
 
 from ticker.models import Coin, Quote
+from ticker.providers.session import UpstreamSession
 
 # Realistic USD starting points (late 2026 orders of magnitude).
 START_USD: dict[str, float] = {
@@ -48,6 +49,7 @@ class DemoSource:
 
     name = "demo"
     batch_size = 1_000_000
+    session: UpstreamSession | None = None  # simulated: no upstream, nothing to hold
 
     def __init__(self, seed: int = 2026) -> None:
         self._rng = random.Random(seed)

@@ -28,18 +28,15 @@ a day, logged once, then asked alone again. Rate-limit errors carry a
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import anyio
-import httpx
-
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
-from ticker.providers.budget import RequestBudget
-from ticker.providers.session import get_json, number
+from ticker.providers.base import UpstreamProvider
+from ticker.providers.parsing import number
+from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
     from ticker.providers.base import ProviderSettings
@@ -75,11 +72,12 @@ _RATE_LIMITED = (  # squashed prefixes of the errors that mean "slow down"
 _MESSAGE_CHARS = 160
 
 
-class Kraken:
+class Kraken(UpstreamProvider):
     """Keyless: public market data takes no key, so there is one plan."""
 
-    KEYLESS: ClassVar[bool] = True
-    PLANS: ClassVar[tuple[str, ...]] = ("public",)
+    BASE_URLS: ClassVar[dict[str, str]] = {"public": BASE_URL}
+    RATE_LIMIT_HOLD: ClassVar[float] = RATE_LIMIT_RETRY_SECONDS
+    REQUEST_SPACING: ClassVar[float] = PROBE_SPACING_SECONDS
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:
@@ -95,22 +93,9 @@ class Kraken:
     name = "kraken"
     batch_size = 20  # small on purpose: isolating an unknown pair costs one request per pair of its batch
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: ProviderSettings,
-        *,
-        budget: RequestBudget | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-    ) -> None:
-        self._client = client
-        self._url = f"{(settings.base_url or BASE_URL).rstrip('/')}/Ticker"
-        self._headers = {"accept": "application/json"}
-        self._budget = budget
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._unknown: dict[str, float] = {}  # pair -> when to ask for it again
+    def __init__(self, session: UpstreamSession, settings: ProviderSettings) -> None:
+        super().__init__(session, settings)
+        self._url = f"{self._base_url}/Ticker"
         self._priced: set[str] = set()  # pairs Kraken has answered: probed last
         self._keys: dict[str, str] = {}  # pair -> result key, learnt from single-pair answers
 
@@ -122,10 +107,10 @@ class Kraken:
         if CURRENCY not in currencies:
             return []
         by_pair = {coin.ids[self.name]: coin for coin in coins if self.supports(coin)}
-        now = self._monotonic()
-        due = [pair for pair in by_pair if self._unknown.get(pair, 0.0) <= now]
-        batch = [pair for pair in due if pair not in self._unknown]
-        retest = [pair for pair in due if pair in self._unknown]
+        quarantine = self._session.quarantine
+        due = [pair for pair in by_pair if not quarantine.skipped(pair)]
+        batch = [pair for pair in due if pair not in quarantine]
+        retest = [pair for pair in due if pair in quarantine]
         entries: dict[str, Any] = {}
         try:
             probe: list[str] = []
@@ -136,11 +121,7 @@ class Kraken:
                 if len(chunk) > 1:
                     probe.extend(pair for pair in chunk if pair not in got)
             probe.sort(key=lambda pair: pair in self._priced)  # stable: a cut-short isolation resumes where it stopped
-            gap = bool(batch)
-            for pair in probe + retest:
-                if gap:
-                    await self._sleep(PROBE_SPACING_SECONDS)
-                gap = True
+            for pair in probe + retest:  # the session spaces them a second apart
                 entries |= await self._ticker([pair], by_pair)
         except ProviderError as err:
             if not entries:
@@ -154,33 +135,11 @@ class Kraken:
 
     async def _ticker(self, pairs: list[str], by_pair: Mapping[str, Coin]) -> dict[str, Any]:
         """One /Ticker call: its entries by queried pair; {} when it only says some pair is unknown."""
-        body = await get_json(
-            self._client,
-            self.name,
-            self._url,
-            params={"pair": ",".join(pairs)},
-            headers=self._headers,
-            budget=self._budget,
+        body = await self._session.get_json(
+            self._url, params={"pair": ",".join(pairs)}, headers=self._headers, check=self._check
         )
-        if not isinstance(body, dict):
-            raise ProviderError(self.name, f"unexpected /Ticker response ({type(body).__name__})")
-        errors = body.get("error", [])
+        unknown = [e for e in body.get("error", []) if _squash(str(e)).startswith(_UNKNOWN_PAIR)]
         result = body.get("result")
-        if not isinstance(errors, list) or not (result is None or isinstance(result, dict)):
-            raise ProviderError(self.name, "unexpected /Ticker response (no error list and result object)")
-        failures = [str(e) for e in errors if not str(e).startswith("W")]
-        if len(failures) < len(errors):
-            logger.debug("kraken: warnings: %s", [e for e in errors if str(e).startswith("W")])
-        unknown = [e for e in failures if _squash(e).startswith(_UNKNOWN_PAIR)]
-        others = [e for e in failures if e not in unknown]
-        if others:
-            limited = any(_squash(e).startswith(_RATE_LIMITED) for e in others)
-            raise ProviderError(
-                self.name,
-                _short(f"API error: {'; '.join(others)}"),
-                status=200,
-                retry_after=RATE_LIMIT_RETRY_SECONDS if limited else None,
-            )
         if not result:
             if not unknown:
                 raise ProviderError(self.name, f"empty /Ticker result for {len(pairs)} pair(s) and no error")
@@ -190,7 +149,7 @@ class Kraken:
         matched = self._match(pairs, result)
         for pair in matched:
             self._priced.add(pair)
-            if self._unknown.pop(pair, None) is not None:
+            if self._session.quarantine.release(pair):
                 logger.info("kraken: %s: pair %s is known again", by_pair[pair].symbol, pair)
         if len(pairs) == 1 and not matched:
             logger.warning(
@@ -200,6 +159,27 @@ class Kraken:
                 _short(", ".join(result)),
             )
         return matched
+
+    def _check(self, body: Any) -> None:
+        """Kraken reports errors inside a 200: raise for all but "unknown pair" (a rate limit holds the provider)."""
+        if not isinstance(body, dict):
+            raise ProviderError(self.name, f"unexpected /Ticker response ({type(body).__name__})")
+        errors = body.get("error", [])
+        result = body.get("result")
+        if not isinstance(errors, list) or not (result is None or isinstance(result, dict)):
+            raise ProviderError(self.name, "unexpected /Ticker response (no error list and result object)")
+        failures = [str(e) for e in errors if not str(e).startswith("W")]
+        if len(failures) < len(errors):
+            logger.debug("kraken: warnings: %s", [e for e in errors if str(e).startswith("W")])
+        others = [e for e in failures if not _squash(e).startswith(_UNKNOWN_PAIR)]
+        if others:
+            limited = any(_squash(e).startswith(_RATE_LIMITED) for e in others)
+            raise ProviderError(
+                self.name,
+                _short(f"API error: {'; '.join(others)}"),
+                status=200,
+                retry_after=RATE_LIMIT_RETRY_SECONDS if limited else None,
+            )
 
     def _match(self, pairs: list[str], result: Mapping[str, Any]) -> dict[str, Any]:
         matched: dict[str, Any] = {}
@@ -222,8 +202,7 @@ class Kraken:
         return next((key for key in result if _plain(key) == plain), None)
 
     def _mark_unknown(self, pair: str, coin: Coin) -> None:
-        first = pair not in self._unknown
-        self._unknown[pair] = self._monotonic() + UNKNOWN_PAIR_SKIP_SECONDS
+        first = self._session.quarantine.skip(pair, UNKNOWN_PAIR_SKIP_SECONDS)
         self._priced.discard(pair)
         if first:
             logger.warning(

@@ -1,102 +1,268 @@
-"""What every provider does the same way: one GET, JSON back, failures typed.
+"""UpstreamSession: the one gate every request to one upstream passes.
 
-Upstream failures come in many shapes (timeouts, refused connections, 429
-with Retry-After, Cloudflare HTML pages with status 200, truncated JSON);
-they all leave here as ProviderError, carrying the status and any
-Retry-After the upstream asked for.
+A provider (or one icon CDN host) gets one session. Before each request it
+checks the upstream's hold (Retry-After, block, backoff: manners.py) and
+its request budget (budget.py); it bounds the whole request, connect to
+last byte, by `poller.timeout_seconds` (httpx's own timeout is per read, so
+an upstream trickling a byte at a time would never time out) and caps the
+body; it records a 429/418, a Retry-After or a block the moment it arrives,
+on any endpoint, and holds the whole upstream for it; it keeps the
+"skip this symbol for a day" lists and the upstream metrics.
+
+Failures come in many shapes (timeouts, refused connections, 429 with
+Retry-After, Cloudflare HTML pages with status 200, truncated JSON); they
+all leave here as ProviderError, carrying the status and any Retry-After.
+Providers are left to build a request and parse a body.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import anyio
 import httpx
 
 from ticker.exceptions import ProviderError
+from ticker.models import SavedManners
 from ticker.providers.budget import RequestBudget
+from ticker.providers.manners import Manners
 from ticker.telemetry import UPSTREAM_SKIPPED, outcome_of, record_upstream
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # CoinPaprika's full /tickers is a few MB; anything far larger is wrong
 _MESSAGE_CHARS = 160
 
+BodyCheck = Callable[[Any], None]  # raises ProviderError for an error carried inside a 200 body
 
-async def get_json(
-    client: httpx.AsyncClient,
-    provider: str,
-    url: str,
-    *,
-    params: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-    budget: RequestBudget | None = None,
-) -> Any:
-    """GET `url` and return its decoded JSON, or raise ProviderError.
 
-    With a budget, the request is charged before it is sent, and not sent at all when none is left.
+class Quarantine:
+    """Symbols (pairs, products) an upstream says it does not know: skipped for a while, then asked again.
+
+    Kept per symbol, so one delisted coin costs one request a day instead of one every round.
     """
-    if budget is not None and not budget.try_spend():
-        wait = budget.wait_seconds()
-        UPSTREAM_SKIPPED.labels(provider).inc()
-        raise ProviderError(
-            provider,
-            f"request budget spent ({budget.limits}); next in {wait:.0f} s",
-            retry_after=wait,
-            over_budget=True,
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._until: dict[str, float] = {}
+        self._monotonic = monotonic
+
+    def __contains__(self, key: str) -> bool:
+        """Whether `key` was quarantined and not released since (due again or not)."""
+        return key in self._until
+
+    def skipped(self, key: str) -> bool:
+        """Whether `key` must not be asked for now."""
+        return self._until.get(key, 0.0) > self._monotonic()
+
+    def skip(self, key: str, seconds: float) -> bool:
+        """Skip `key` for `seconds`; True the first time (so callers log it once)."""
+        first = key not in self._until
+        self._until[key] = self._monotonic() + seconds
+        return first
+
+    def release(self, key: str) -> bool:
+        """The upstream answered for `key` again; True if it had been quarantined."""
+        return self._until.pop(key, None) is not None
+
+
+class UpstreamSession:
+    """Every request one provider's API (or one icon host) is sent goes through here."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        manners: Manners,
+        *,
+        budget: RequestBudget | None = None,
+        timeout: float = 10.0,
+        max_bytes: int | None = None,
+        spacing: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.name = name
+        self.manners = manners
+        self.budget = budget
+        self.timeout = timeout
+        self.quarantine = Quarantine(monotonic)
+        self.reserve: tuple[int, ...] = ()  # budget left to price rounds: per window, requests side work may not use
+        self.deadline: float | None = None  # monotonic: no request starts after it, none runs past it
+        self._client = client
+        self._max_bytes = max_bytes
+        self._spacing = spacing  # seconds between request starts, where the upstream asks for pacing
+        self._next_start = 0.0
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        side: bool = False,
+        check: BodyCheck | None = None,
+    ) -> Any:
+        """GET `url` and return its decoded JSON, or raise ProviderError.
+
+        `side`: metadata or other side work, which may only spend budget the price rounds will not need.
+        `check`: raises ProviderError for an error inside a 200 body (Kraken's `error` list), so that a
+        rate limit reported that way holds the provider like a 429 does.
+        """
+        status, _, content = await self.get(url, params=params, headers=headers, side=side)
+        try:
+            body = json.loads(content)
+        except ValueError as err:
+            kind = "an HTML page" if content.lstrip()[:1] == b"<" else "invalid JSON"
+            raise self._failed(
+                ProviderError(self.name, f"HTTP {status} with {kind} instead of JSON", status=status)
+            ) from err
+        if check is not None:
+            try:
+                check(body)
+            except ProviderError as err:
+                raise self._failed(err) from None
+        return body
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        side: bool = False,
+        max_bytes: int | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """GET `url` and return (status 200, headers, body), or raise ProviderError (nothing sent if held)."""
+        self._check_hold()
+        await self._pace()
+        self._admit(side)
+        limit = max_bytes or self._max_bytes or MAX_BODY_BYTES
+        started = time.perf_counter()
+        seconds = self.timeout
+        if self.deadline is not None:
+            seconds = min(seconds, max(self.deadline - self._monotonic(), 0.0))
+        try:
+            with anyio.fail_after(seconds):
+                response, content = await self._read_capped(url, params, headers, limit, extensions)
+        except _TooLarge as err:
+            record_upstream(self.name, "invalid_body", time.perf_counter() - started)
+            raise ProviderError(self.name, f"response too large (over {limit} bytes)", status=200) from err
+        except TimeoutError as err:
+            record_upstream(self.name, "timeout", time.perf_counter() - started)
+            raise ProviderError(self.name, f"timed out (whole request over {seconds:.3g} s)") from err
+        except httpx.TimeoutException as err:
+            record_upstream(self.name, "timeout", time.perf_counter() - started)
+            raise ProviderError(self.name, f"timed out ({type(err).__name__})") from err
+        except httpx.HTTPError as err:
+            record_upstream(self.name, "error", time.perf_counter() - started)
+            raise ProviderError(self.name, f"request failed ({type(err).__name__}: {_short(str(err))})") from err
+        elapsed = time.perf_counter() - started
+        record_upstream(self.name, outcome_of(response.status_code), elapsed)
+        if response.status_code != 200:
+            raise self._failed(
+                ProviderError(
+                    self.name,
+                    _redact(f"HTTP {response.status_code}{_detail(content)}", headers),
+                    status=response.status_code,
+                    retry_after=retry_after_seconds(response.headers.get("retry-after")),
+                    code=_error_code(content),
+                )
+            )
+        return response.status_code, response.headers, content
+
+    async def _pace(self) -> None:
+        """Space request starts by `spacing`; the slot is taken before waiting, so concurrent callers queue."""
+        if self._spacing <= 0:
+            return
+        now = self._monotonic()
+        start = max(now, self._next_start)
+        self._next_start = start + self._spacing
+        if start > now:
+            await self._sleep(start - now)
+
+    def _check_hold(self) -> None:
+        """Raise, sending nothing, while the upstream is held (Retry-After, block) or backing off."""
+        wait = self.manners.wait_seconds()
+        if wait > 0:
+            UPSTREAM_SKIPPED.labels(self.name).inc()
+            reason = self.manners.hold_reason if self.manners.held_seconds() > 0 else "backing off after failures"
+            raise ProviderError(self.name, f"held for {wait:.0f} s more ({reason})", retry_after=wait, held=True)
+
+    def _admit(self, side: bool) -> None:
+        """Raise, sending nothing, while held, when the round's time is up, or when the budget is spent."""
+        self._check_hold()
+        if self.deadline is not None and self._monotonic() >= self.deadline:
+            raise ProviderError(self.name, "the round's time for this provider is used up", held=True)
+        if self.budget is None:
+            return
+        reserve = self.reserve if side else None
+        if not self.budget.try_spend(reserve):
+            wait = self.budget.wait_seconds(reserve)
+            UPSTREAM_SKIPPED.labels(self.name).inc()
+            what = "request budget left over by price rounds" if side else "request budget"
+            raise ProviderError(
+                self.name,
+                f"{what} spent ({self.budget.limits}); next in {wait:.0f} s",
+                retry_after=wait,
+                over_budget=True,
+            )
+
+    def _failed(self, err: ProviderError) -> ProviderError:
+        """Hold the upstream at once for a Retry-After, a rate limit or a block; return `err` to raise."""
+        self.manners.hold_for(err)
+        return err
+
+    async def _read_capped(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        limit: int,
+        extensions: Mapping[str, Any] | None,
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read no further than `limit`: an upstream cannot fill our memory."""
+        request = self._client.build_request(
+            "GET", url, params=params, headers=headers, extensions=dict(extensions or {})
         )
-    started = time.perf_counter()
-    try:
-        response, content = await _read_capped(client, url, params, headers)
-    except _TooLarge as err:
-        record_upstream(provider, "invalid_body", time.perf_counter() - started)
-        raise ProviderError(provider, f"response too large (over {MAX_BODY_BYTES} bytes)", status=200) from err
-    except httpx.TimeoutException as err:
-        record_upstream(provider, "timeout", time.perf_counter() - started)
-        raise ProviderError(provider, f"timed out ({type(err).__name__})") from err
-    except httpx.HTTPError as err:
-        record_upstream(provider, "error", time.perf_counter() - started)
-        raise ProviderError(provider, f"request failed ({type(err).__name__}: {_short(str(err))})") from err
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        record_upstream(provider, outcome_of(response.status_code), elapsed)
-        raise ProviderError(
-            provider,
-            _redact(f"HTTP {response.status_code}{_detail(content)}", headers),
-            status=response.status_code,
-            retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            code=_error_code(content),
-        )
-    try:
-        body = json.loads(content)
-    except ValueError as err:
-        record_upstream(provider, "invalid_body", elapsed)
-        kind = "an HTML page" if content.lstrip()[:1] == b"<" else "invalid JSON"
-        raise ProviderError(provider, f"HTTP 200 with {kind} instead of JSON", status=200) from err
-    record_upstream(provider, "ok", elapsed)
-    return body
+        response = await self._client.send(request, stream=True, follow_redirects=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge(size)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, b"".join(chunks)
+
+    # -- saved state: holds and budget bind whoever polls next --------------------------------
+
+    def saved(self) -> SavedManners:
+        wall = self.manners.wall()
+        hold = self.manners.saved()
+        sent = tuple(self.budget.sent_at(wall)) if self.budget is not None else ()
+        return SavedManners(hold.hold_until, hold.reason, sent)
+
+    def restore(self, saved: SavedManners) -> None:
+        self.manners.restore(saved)
+        if self.budget is not None and saved.sent:
+            self.budget.restore(saved.sent, self.manners.wall())
 
 
 class _TooLarge(Exception):
     pass
-
-
-async def _read_capped(
-    client: httpx.AsyncClient, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None
-) -> tuple[httpx.Response, bytes]:
-    """The response and its body, read no further than MAX_BODY_BYTES: an upstream cannot fill our memory."""
-    async with client.stream("GET", url, params=params, headers=headers) as response:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _TooLarge(size)
-            chunks.append(chunk)
-    return response, b"".join(chunks)
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -117,30 +283,6 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not math.isfinite(seconds):
         return None
     return min(max(seconds, 0.0), 7 * 86400.0)
-
-
-def number(value: Any) -> float | None:
-    """A JSON number or numeric string as float; None for anything else (bools, text, null)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        if isinstance(value, int | float | str):
-            return float(value)
-    except (ValueError, OverflowError):  # text, or an integer too large for a float
-        return None
-    return None
-
-
-def json_number(value: Any) -> float | None:
-    """A JSON number as float; None for strings too (aggregators send numbers, a string is off-schema)."""
-    return None if isinstance(value, str) else number(value)
-
-
-def unix_time(value: Any) -> datetime | None:
-    seconds = number(value)
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > 32503680000:
-        return None
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _detail(content: bytes) -> str:

@@ -1,0 +1,43 @@
+"""Reading upstream numbers and times defensively: anything off-schema becomes None, never an exception."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+
+def number(value: Any) -> float | None:
+    """A JSON number or numeric string as float; None for anything else (bools, text, null)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, int | float | str):
+            return float(value)
+    except (ValueError, OverflowError):  # text, or an integer too large for a float
+        return None
+    return None
+
+
+def json_number(value: Any) -> float | None:
+    """A JSON number as float; None for strings too (aggregators send numbers, a string is off-schema)."""
+    return None if isinstance(value, str) else number(value)
+
+
+def unix_time(value: Any) -> datetime | None:
+    seconds = number(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > 32503680000:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def btc_to_sats(price: float) -> float:
+    """A BTC price in whole-number-exact sats: 0.0000021 BTC is 210 sats, not 209.99999999999997.
+
+    Binary floats cannot hold most 8-decimal prices exactly, so the shortest repr is scaled in decimal.
+    """
+    try:
+        return float(Decimal(repr(price)).scaleb(8))
+    except (InvalidOperation, ValueError):
+        return math.nan
