@@ -33,6 +33,7 @@ class Side:
         self.updated_at: int | None = None  # unix seconds; None: now at each request
         self.fault: Reply | None = None
         self.requests = 0
+        self.log: list[tuple[float, str, int]] = []  # (monotonic time, path, status) of every request
 
     def fail_with(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.fault = (status, body, headers or {})
@@ -102,11 +103,11 @@ class FakeUpstream:
         side, answer = self._route(path)
         if side is None or answer is None:
             return 404, b'{"error":"Not Found"}', JSON
+        reply = side.fault if side.fault is not None else answer(path, query)
         with self._lock:
             side.requests += 1
-        if side.fault is not None:
-            return side.fault
-        return answer(path, query)
+            side.log.append((time.monotonic(), path, reply[0]))
+        return reply
 
     def _route(self, path: str) -> tuple[Side | None, Callable[[str, dict[str, list[str]]], Reply] | None]:
         if path == "/api/v3/simple/price":

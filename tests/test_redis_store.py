@@ -79,3 +79,49 @@ async def test_redis_down_keeps_the_memory_copy_and_logs_once(redis_server, capl
     messages = [r.getMessage() for r in caplog.records]
     assert sum("Redis lost" in m for m in messages) == 1 and sum("Redis back" in m for m in messages) == 1
     await store.close()
+
+
+async def test_an_acl_user_in_the_url_reaches_redis(redis_server):
+    """cache.url is read by redis-py's parser: the ACL user name (which aiocache's from_url drops) is used."""
+    admin = Redis.from_url(redis_server.url)
+    await admin.execute_command("ACL", "SETUSER", "ticker", "on", ">s3cret", "~blog:*", "+@all")
+    await admin.execute_command("ACL", "SETUSER", "default", "off")  # no anonymous access any more
+    store = make_store(redis_server.url.replace("redis://", "redis://ticker:s3cret@"), namespace="blog")
+    await store.put(snapshot_of(quote("BTC", 2.5)))
+    assert store.health.ok
+    assert (await store.redis.execute_command("ACL", "WHOAMI")).decode() == "ticker"
+    await store.close()
+    await admin.aclose()
+
+
+def test_url_options_reach_the_connection_pool():
+    cache = redis_cache("rediss://alice:p%40ss@redis.example:6380/2?health_check_interval=5", "ns")
+    kwargs = cache.client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("redis.example", 6380, 2)
+    assert (kwargs["username"], kwargs["password"]) == ("alice", "p@ss")
+    assert kwargs["health_check_interval"] == 5 and "SSL" in cache.client.connection_pool.connection_class.__name__
+
+
+async def test_manners_written_by_the_holder_are_read_by_the_next(redis_server):
+    from datetime import timedelta
+
+    from ticker.models import SavedManners
+
+    holder, successor = make_store(redis_server.url), make_store(redis_server.url)
+    assert await successor.get_manners() is None
+    saved = {"coingecko": SavedManners(NOW + timedelta(seconds=119), "HTTP 429: rate limited", (1.5, 2.5))}
+    await holder.put_manners(saved)
+    assert await successor.get_manners() == saved
+    await holder.close()
+    await successor.close()
+
+
+async def test_instances_seen_recently_are_counted(redis_server):
+    a, b = make_store(redis_server.url), make_store(redis_server.url)
+    assert await a.seen_instances("a", window=5) == 1
+    assert await b.seen_instances("b", window=5) == 2
+    assert await a.seen_instances("a", window=5) == 2  # the same instance again is not counted twice
+    await anyio.sleep(1.1)
+    assert await a.seen_instances("a", window=1) == 1  # b was last seen more than a window ago
+    await a.close()
+    await b.close()

@@ -5,7 +5,7 @@ import os
 
 from tests.conftest import NOW, quote, snapshot_of
 from ticker.models import ProviderStatus, Snapshot
-from ticker.store import SNAPSHOT_KEY, SnapshotStore
+from ticker.store import SnapshotStore
 
 
 def sample() -> Snapshot:
@@ -19,13 +19,11 @@ def sample() -> Snapshot:
     )
 
 
-async def test_put_makes_the_snapshot_current_and_caches_it_as_bytes():
+async def test_put_makes_the_snapshot_current():
     store = SnapshotStore()
     assert store.current is None
     await store.put(sample())
     assert store.current == sample()
-    cached = await store._cache.get(SNAPSHOT_KEY)
-    assert isinstance(cached, bytes) and Snapshot.from_json(cached) == sample()
 
 
 async def test_snapshot_survives_a_restart_through_the_file(tmp_path):

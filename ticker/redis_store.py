@@ -19,20 +19,21 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import anyio
 from aiocache import RedisCache
 from aiocache.serializers import JsonSerializer
 from redis.asyncio import Redis
+from redis.asyncio.connection import parse_url
 from redis.exceptions import RedisError
 
 from ticker.icons import Icon
 from ticker.models import SavedManners, Snapshot
-from ticker.store import SNAPSHOT_KEY, SnapshotStore
+from ticker.store import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
+SNAPSHOT_KEY = "snapshot"
 VERSION_KEY = "version"
 INSTANCES_KEY = "instances"  # sorted set: instance id -> last seen (Unix seconds)
 MANNERS_KEY = "manners"  # the poller's holds and budget use, by provider: bind whoever holds the lease next
@@ -43,21 +44,26 @@ REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 def redis_cache(url: str, namespace: str) -> Any:
-    """aiocache's Redis backend for a redis:// or rediss:// URL, with the JSON serializer (never pickle)."""
-    parts = urlsplit(url)
-    db = parts.path.lstrip("/") or "0"
+    """aiocache's Redis backend for a redis:// or rediss:// URL, with the JSON serializer (never pickle).
+
+    The URL is read by redis-py's own parser, so an ACL user name, TLS and query options
+    (`?health_check_interval=...`) all reach the connection pool; aiocache's `from_url` would drop them.
+    """
+    options: dict[str, Any] = dict(parse_url(url))
+    host, port = options.pop("host", "127.0.0.1"), options.pop("port", 6379)
+    db, password = options.pop("db", 0), options.pop("password", None)
+    # Calls made on the client itself (version key, lease) need their own bound on a silent Redis.
+    options.setdefault("socket_timeout", REDIS_TIMEOUT)
     return RedisCache(
         serializer=JsonSerializer(),
         namespace=namespace,
-        endpoint=parts.hostname or "127.0.0.1",
-        port=parts.port or 6379,
-        db=int(db) if db.isdigit() else 0,
-        password=unquote(parts.password) if parts.password else None,
-        ssl=parts.scheme == "rediss",
+        endpoint=host,
+        port=port,
+        db=db,
+        password=password,
         create_connection_timeout=REDIS_TIMEOUT,
         timeout=REDIS_TIMEOUT,
-        # Calls made on the client itself (version key, lease) need their own bound on a silent Redis.
-        connection_pool_kwargs={"socket_timeout": REDIS_TIMEOUT},
+        connection_pool_kwargs=options,
     )
 
 
@@ -90,7 +96,8 @@ class RedisSnapshotStore(SnapshotStore):
     """A SnapshotStore whose snapshot is also shared through Redis (and still saved to the file)."""
 
     def __init__(self, cache: Any, *, snapshot_path: Path | None, health: RedisHealth) -> None:
-        super().__init__(snapshot_path=snapshot_path, cache=cache)
+        super().__init__(snapshot_path=snapshot_path)
+        self._cache = cache
         self.redis: Redis = cache.client
         self.health = health
         self._version_key = self.key(VERSION_KEY)
@@ -193,7 +200,7 @@ class RedisSnapshotStore(SnapshotStore):
 
     def key(self, name: str) -> str:
         """A key under the configured namespace, spelled as aiocache spells its own."""
-        return str(self._cache._build_key(name))
+        return str(self._cache.build_key(name))
 
     async def close(self) -> None:
         try:

@@ -1,10 +1,12 @@
 """SnapshotStore: where the poller puts each snapshot and the views find it.
 
-The only module that imports aiocache. The hot path never awaits the cache:
-views read `store.current`, a plain in-process reference. The cache holds
-the serialized snapshot (bytes: immutable, and the same form a shared Redis
-will need), and in memory mode the last good snapshot is also written to
-`snapshot_path` so a restart serves the last prices at once.
+The hot path never awaits anything: views read `store.current`, a plain
+in-process reference. In memory mode that reference is the cache (an
+aiocache memory backend beside it would only hold a second copy that no
+other process can read, so none is kept), and the last good snapshot is
+also written to `snapshot_path` so a restart serves the last prices at once.
+Sharing between instances goes through aiocache's Redis backend
+(redis_store.py).
 """
 
 from __future__ import annotations
@@ -16,19 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from aiocache import SimpleMemoryCache
 
 from ticker.models import Snapshot
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_KEY = "snapshot"
-
 
 class SnapshotStore:
-    def __init__(self, *, snapshot_path: Path | None = None, cache: Any | None = None) -> None:
-        # timeout=None: aiocache wraps every call in wait_for(5) by default, which costs for nothing in memory.
-        self._cache = cache if cache is not None else SimpleMemoryCache(timeout=None)
+    def __init__(self, *, snapshot_path: Path | None = None) -> None:
         self._path = snapshot_path
         self._current: Snapshot | None = None
         self._write_failing = False
@@ -40,19 +37,13 @@ class SnapshotStore:
         return self._current
 
     async def load(self) -> Snapshot | None:
-        """At start: the cached snapshot if any, else the one persisted on disk."""
-        raw = await self._cache.get(SNAPSHOT_KEY)
-        snapshot = _decode(raw, "cache") if raw is not None else None
-        if snapshot is not None:
-            self._set_current(snapshot)
-            return snapshot
+        """At start: the snapshot persisted on disk, if any."""
         return await self._load_file()
 
     async def put(self, snapshot: Snapshot) -> None:
         # Serialising a large snapshot (1,000 coins with a week of history) takes ~100 ms: not on the loop.
         raw = await anyio.to_thread.run_sync(snapshot.to_json)
         self._set_current(snapshot)
-        await self._cache.set(SNAPSHOT_KEY, raw)
         await self._persist_file(raw)
 
     async def _load_file(self) -> Snapshot | None:
