@@ -20,6 +20,9 @@ from ticker.store import SnapshotStore
 from ticker.web.response_cache import COMMON_RAW, NotFound, PreparedEndpoint, header_value
 
 KEEPALIVE_SECONDS = 15.0
+# The lifespan state key under which the app hands its closing event to the server (ticker.web.server),
+# which sets it as its shutdown begins: uvicorn runs the lifespan shutdown only after open connections end.
+CLOSING_STATE = "ticker.closing"
 
 
 class PriceStream:
