@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):
     finally:
         elapsed = service.stop()
     assert elapsed < 2.0
-    assert service.proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+    assert service.proc.returncode == 0  # a clean stop on SIGTERM is a normal exit
     log = service.log.read_text()
     assert "Application shutdown complete" in log and "Traceback" not in log
     assert (tmp_path / "state" / "snapshot.json").exists()
@@ -144,7 +143,8 @@ def test_faults_switch_sources_staleness_and_readiness(tmp_path, upstream):
     assert "failover: ARRR, BTC, ETH now from coingecko -> coinpaprika" in log
 
 
-def test_stream_pushes_snapshots_and_shutdown_ends_open_streams(tmp_path, upstream):
+def test_stream_pushes_snapshots(tmp_path, upstream):
+    """Shutdown with open streams: tests/web/test_shutdown_e2e.py (its clients keep reading until the end)."""
     service = Service(write_config(tmp_path, upstream, interval=1), free_port())
     service.wait_ready()
     events: list[dict] = []
@@ -164,11 +164,6 @@ def test_stream_pushes_snapshots_and_shutdown_ends_open_streams(tmp_path, upstre
                     elif events[-1]["coins"][0]["price"] == 95000.25:
                         break
                 assert time.monotonic() - started < 3, "no event for the new snapshot"
-        with httpx.stream("GET", f"{service.url}/api/v1/stream", timeout=5) as open_stream:
-            next(open_stream.iter_lines())
-            elapsed = service.stop()
     finally:
-        if service.proc.poll() is None:
-            service.stop()
-    assert elapsed < 2.0, "SIGTERM with an open stream must stop within 2 s"
+        service.stop()
     assert "Traceback" not in service.log.read_text()

@@ -78,6 +78,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from ticker.runtime import create_app
+    from ticker.web.server import run
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
@@ -111,10 +112,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         assert settings.source is not None
         os.environ["TICKER_CONFIG"] = str(settings.source.resolve())
         os.environ["TICKER_LOG_FORMAT"] = log_format
-        uvicorn.run("ticker.runtime:app_from_environment", factory=True, workers=args.workers, **options)
+        config = uvicorn.Config("ticker.runtime:app_from_environment", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(settings, demo=args.demo), **options)
-    return 0
+        config = uvicorn.Config(create_app(settings, demo=args.demo), **options)
+    return 0 if run(config) else 3  # uvicorn's exit status for a server that failed to start
 
 
 def check_config(path: str) -> int:

@@ -5,8 +5,9 @@ runtime.py wires the store, poller and views and hands them here; this module on
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -27,7 +28,7 @@ from ticker.web.metrics import Counted, HttpTally, ServiceCollector, build_regis
 from ticker.web.openapi import openapi_document
 from ticker.web.response_cache import ErrorPage, FastPaths, PreparedEndpoint, Render, VariantKey
 from ticker.web.security import CorsPolicy
-from ticker.web.stream import PriceStream
+from ticker.web.stream import CLOSING_STATE, PriceStream
 from ticker.web.views import PLAIN_HEADERS, Views, json_bytes
 
 
@@ -132,9 +133,22 @@ def build_app(
         for route in routes
         if route.name in FAST_ROUTES and isinstance(route.endpoint, PreparedEndpoint)
     }
-    app = TickerApp(routes=routes, lifespan=lifespan, exception_handlers=handlers, fast_paths=fast)
+    app = TickerApp(
+        routes=routes, lifespan=_handing_over(lifespan, closing), exception_handlers=handlers, fast_paths=fast
+    )
     app.router.redirect_slashes = False  # a redirect would be built from the visitor's Host header
     return app
+
+
+def _handing_over(lifespan: Lifespan[Starlette], closing: anyio.Event) -> Lifespan[Starlette]:
+    """`lifespan`, whose state also carries `closing`: the server sets it before it waits for open streams."""
+
+    @contextlib.asynccontextmanager
+    async def with_closing(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        async with lifespan(app) as state:
+            yield {**(state or {}), CLOSING_STATE: closing}
+
+    return with_closing
 
 
 FAST_ROUTES = ("prices", "widget", "fragment")  # hit by every page view and bot: served before the router

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -70,6 +70,14 @@ class Prepared:
 
     def fresh(self, version: int, now: float) -> bool:
         return self.version == version and (self.valid_until is None or now < self.valid_until)
+
+    def varying(self, name: str) -> Prepared:
+        """This rendering with `name` added to its one Vary header (some caches read only one of several)."""
+        vary = [v.strip() for key, value in self.headers.items() if key.lower() == "vary" for v in value.split(",")]
+        if name.lower() in (v.lower() for v in vary):
+            return self
+        headers = {key: value for key, value in self.headers.items() if key.lower() != "vary"}
+        return replace(self, headers=headers | {"vary": ", ".join([*filter(None, vary), name])})
 
 
 def cache_headers(*, interval: float, max_stale: float, generated_at: float | None) -> dict[str, str]:
@@ -125,19 +133,21 @@ class PreparedEndpoint:
             prepared = self.get(scope)
         except QueryError as err:
             self.statuses[400] += 1
-            await self._error_page(str(err), 400)(scope, receive, send)
+            await self.error_page(str(err), 400, scope)(scope, receive, send)
             return
         except NotFound as err:
             self.statuses[404] += 1
-            await self._error_page(str(err), 404)(scope, receive, send)
+            await self.error_page(str(err), 404, scope)(scope, receive, send)
             return
         except Exception:  # a rendering bug: a plain 500, logged, never a traceback page
             logger.exception("rendering %s failed", scope["path"])
             self.statuses[500] += 1
-            await send({"type": "http.response.start", "status": 500, "headers": [*COMMON_RAW, *PLAIN_TEXT]})
+            headers = [*COMMON_RAW, *PLAIN_TEXT, *self._cors_headers(scope)]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": b"Internal Server Error"})
             return
-        extra = self._cors.headers_for(header_value(scope, b"origin")) if self._cors else []
+        # The prepared headers already say Vary: Origin where the policy needs it (see _prepare).
+        extra = self._cors.allow_origin(header_value(scope, b"origin")) if self._cors else []
         self.statuses[await _send(prepared, scope, send, extra)] += 1
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
@@ -170,8 +180,14 @@ class PreparedEndpoint:
             _remember(self._variants, variant, prepared, self._max)
         return prepared
 
-    def error_page(self, message: str, status: int) -> Response:
-        return self._error_page(message, status)
+    def error_page(self, message: str, status: int, scope: Scope) -> Response:
+        """An error answer with this endpoint's CORS headers, so a browser of an allowed origin can read it."""
+        response = self._error_page(message, status)
+        response.raw_headers.extend(self._cors_headers(scope))
+        return response
+
+    def _cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        return self._cors.headers_for(header_value(scope, b"origin")) if self._cors else []
 
     @property
     def cors(self) -> CorsPolicy | None:
@@ -179,7 +195,9 @@ class PreparedEndpoint:
 
     def _prepare(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         self.renders += 1
-        return self._render(path_params, query)
+        prepared = self._render(path_params, query)
+        vary = self._cors.vary if self._cors else None
+        return prepared if vary is None else prepared.varying(vary)
 
 
 def _remember(cache: OrderedDict[Any, Prepared], key: Any, prepared: Prepared, limit: int) -> None:

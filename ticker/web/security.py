@@ -44,8 +44,10 @@ def widget_csp(*, style_hash: str, script_hash: str, allowed_framers: Sequence[s
 class CorsPolicy:
     """Who may read /api/* from a browser: public JSON, GET only, never with credentials.
 
-    With "*" the header is constant and goes into the precomputed headers; with a list of
-    origins it is chosen per request from the Origin header (and `Vary: Origin` says so).
+    With "*" the header is constant and goes into the precomputed headers. With a list of origins
+    it is chosen per request from the Origin header, so every answer (with or without an Origin,
+    allowed or not) says `Vary: Origin`: else a shared cache could hand the answer without the
+    header to a browser of an allowed origin.
     """
 
     def __init__(self, origins: Sequence[str]) -> None:
@@ -56,12 +58,22 @@ class CorsPolicy:
     def static_headers(self) -> dict[str, str]:
         return {"access-control-allow-origin": "*"} if self.wildcard else {}
 
-    def headers_for(self, origin: bytes) -> list[tuple[bytes, bytes]]:
-        if self.wildcard or not origin:
+    @property
+    def vary(self) -> str | None:
+        """The request header the answers depend on, for a response's Vary; None with "*"."""
+        return None if self.wildcard else "Origin"
+
+    def allow_origin(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        """The per-request header alone, for answers whose Vary already names Origin."""
+        if self.wildcard or origin not in self._allowed:
             return []
-        if origin in self._allowed:
-            return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
-        return [(b"vary", b"Origin")]
+        return [(b"access-control-allow-origin", origin)]
+
+    def headers_for(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        """The per-request headers of an answer with no Vary of its own (the stream, errors)."""
+        if self.wildcard:
+            return []
+        return [*self.allow_origin(origin), (b"vary", b"Origin")]
 
     def preflight(self, origin: bytes) -> list[tuple[bytes, bytes]]:
         allow = b"*" if self.wildcard else (origin if origin in self._allowed else b"")

@@ -20,6 +20,9 @@ from ticker.store import SnapshotStore
 from ticker.web.response_cache import COMMON_RAW, NotFound, PreparedEndpoint, header_value
 
 KEEPALIVE_SECONDS = 15.0
+# The lifespan state key under which the app hands its closing event to the server (ticker.web.server),
+# which sets it as its shutdown begins: uvicorn runs the lifespan shutdown only after open connections end.
+CLOSING_STATE = "ticker.closing"
 
 
 class PriceStream:
@@ -42,7 +45,7 @@ class PriceStream:
         try:
             prepared = self._prices.get(scope)
         except (QueryError, NotFound) as err:
-            await self._prices.error_page(str(err), 400)(scope, receive, send)
+            await self._prices.error_page(str(err), 400, scope)(scope, receive, send)
             return
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
