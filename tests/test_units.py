@@ -65,11 +65,6 @@ def test_sats_equal_the_exact_decimal_product_for_8_decimal_prices(btc: Decimal)
 PAPRIKA = "https://api.coinpaprika.com/v1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ticker/providers/coinpaprika.py still derives sats as price * SATS_PER_BTC; it belongs to the "
-    "providers rewrite, which is to call ticker.units.btc_to_sats (then drop this marker)",
-)
 async def test_the_served_sats_price_is_exact(respx_mock, tmp_path):
     """Black box: CoinPaprika's BTC quote of 0.0000021 is served as exactly 210 sats."""
     settings = settings_from(

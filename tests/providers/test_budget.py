@@ -46,3 +46,43 @@ def test_both_limits_apply_and_the_tighter_one_wins():
 def test_no_limits_means_unlimited():
     budget = RequestBudget(None, None)
     assert all(budget.try_spend() for _ in range(10_000)) and budget.limits == "unlimited"
+
+
+def test_instances_polling_on_their_own_share_one_budget_as_a_rate():
+    """Redis away, 6 instances last seen: 5/min between them is one request every 72 s each."""
+    clock = [0.0]
+    budget = RequestBudget(5, None, monotonic=lambda: clock[0])
+    budget.share(6)
+    assert budget.try_spend()
+    sent = [0.0]
+    while clock[0] < 600:
+        clock[0] += 1
+        if budget.try_spend():
+            sent.append(clock[0])
+    assert [b - a for a, b in zip(sent, sent[1:], strict=False)] == [72.0] * (len(sent) - 1)
+    budget.share(1)  # Redis back: the whole budget again
+    clock[0] += 72
+    assert budget.try_spend() and budget.try_spend()
+
+
+def test_side_work_leaves_the_next_rounds_their_share():
+    clock = [0.0]
+    budget = RequestBudget(10, 20_000, monotonic=lambda: clock[0])  # CoinPaprika free: 10/min, 666/day
+    reserve = budget.reserve_for(per_round=1, interval=300)  # a round every 5 min: 1 a minute, 288 a day
+    assert reserve == (1, 288)
+    side = 0
+    while budget.try_spend(reserve):
+        side += 1
+    assert side == 9  # of the minute's 10, one is left for the price round
+    assert budget.try_spend()  # and the price round gets it
+
+
+def test_budget_use_survives_as_unix_times():
+    clock = [100.0]
+    budget = RequestBudget(3, None, monotonic=lambda: clock[0])
+    assert budget.try_spend() and budget.try_spend()
+    saved = budget.sent_at(wall=1_800_000_000.0)
+    other = RequestBudget(3, None, monotonic=lambda: 5.0)  # another process, its own monotonic clock
+    other.restore(saved, wall=1_800_000_010.0)  # ten seconds later
+    assert other.try_spend() and not other.try_spend()
+    assert other.wait_seconds() == 50.0

@@ -117,7 +117,9 @@ async def test_readyz_reports_age_stale_and_providers(make_client, settings):
         "ready": True,
         "stale": True,
         "age_seconds": 29.0,
-        "providers": {"coingecko": {"state": "ok", "last_success": "2026-11-27T18:20:00Z"}},
+        "providers": {
+            "coingecko": {"state": "ok", "last_success": "2026-11-27T18:20:00Z", "last_error": None, "retry_at": None}
+        },
     }
 
 

@@ -52,6 +52,7 @@ class RequestBudget:
         self._monotonic = monotonic
         self._sent: deque[float] = deque()  # every request in the longest window, monotonic seconds
         self._instances = 1
+        self._last: float | None = None  # the latest request, for spacing shared requests evenly
         self.spent = 0  # requests sent over the budget's life, for tests and metrics
 
     def share(self, instances: int) -> None:
@@ -80,14 +81,14 @@ class RequestBudget:
         reserved = list(reserve or ())
         wait = 0.0
         for index, (length, limit, sent) in enumerate(self._windows):
-            allowed = limit // self._instances if self._instances > 1 else limit
+            allowed = max(limit // self._instances, 1)  # the spacing below keeps the fractional rate
             allowed -= reserved[index] if index < len(reserved) else 0
             if allowed <= 0:
                 return length  # nothing is left for this kind of request in a whole window
             if len(sent) >= allowed:
                 wait = max(wait, sent[len(sent) - allowed] + length - now)
-            if self._instances > 1 and sent:
-                wait = max(wait, sent[-1] + length * self._instances / limit - now)
+            if self._instances > 1 and self._last is not None:
+                wait = max(wait, self._last + length * self._instances / limit - now)
         return max(wait, 0.0)
 
     def try_spend(self, reserve: Iterable[int] | None = None) -> bool:
@@ -98,6 +99,7 @@ class RequestBudget:
         for _, _, sent in self._windows:
             sent.append(now)
         self._sent.append(now)
+        self._last = now
         self.spent += 1
         return True
 
@@ -118,6 +120,7 @@ class RequestBudget:
         newest = saved[-1] if saved else float("-inf")
         moments = saved + [moment for moment in self._sent if moment > newest + 0.01]  # ours since the save
         self._sent = deque(moments)
+        self._last = max(moments, default=self._last)
         for length, _, window in self._windows:
             window.clear()
             window.extend(moment for moment in moments if moment > now - length)

@@ -19,8 +19,9 @@ from urllib.parse import quote as url_quote
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import btc_to_sats, json_number
+from ticker.providers.parsing import json_number
 from ticker.providers.session import UpstreamSession
+from ticker.units import btc_to_sats
 
 if TYPE_CHECKING:
     from ticker.providers.base import ProviderSettings

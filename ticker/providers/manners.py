@@ -18,6 +18,7 @@ Saved holds are UTC deadlines, turned back into monotonic ones when loaded (`res
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -170,7 +171,8 @@ class Manners:
 
     def status(self) -> ProviderStatus:
         wait = self.wait_seconds()
-        retry_at = datetime.fromtimestamp(self.wall() + wait, UTC) if wait > 0 else None
+        # Rounded up to the second: what is shown and saved (whole seconds) is never earlier than the hold.
+        retry_at = datetime.fromtimestamp(math.ceil(self.wall() + wait), UTC) if wait > 0 else None
         return ProviderStatus(self.state(), self.last_success, self.last_error, retry_at)
 
     def saved(self) -> SavedManners:
@@ -178,7 +180,8 @@ class Manners:
         held = self.held_seconds()
         if held <= 0:
             return SavedManners()
-        return SavedManners(datetime.fromtimestamp(self.wall() + held, UTC), self.hold_reason or "held")
+        until = datetime.fromtimestamp(math.ceil(self.wall() + held), UTC)  # whole seconds when saved: round up
+        return SavedManners(until, self.hold_reason or "held")
 
     def restore(self, saved: SavedManners) -> None:
         """Take over a hold saved by this or another instance."""

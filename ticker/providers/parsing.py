@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 
@@ -30,14 +29,3 @@ def unix_time(value: Any) -> datetime | None:
     if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > 32503680000:
         return None
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def btc_to_sats(price: float) -> float:
-    """A BTC price in whole-number-exact sats: 0.0000021 BTC is 210 sats, not 209.99999999999997.
-
-    Binary floats cannot hold most 8-decimal prices exactly, so the shortest repr is scaled in decimal.
-    """
-    try:
-        return float(Decimal(repr(price)).scaleb(8))
-    except (InvalidOperation, ValueError):
-        return math.nan

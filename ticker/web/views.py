@@ -201,10 +201,8 @@ class Views:
             ready = True
         else:
             ready = newest_age is not None and newest_age <= self._settings.poller.max_stale_seconds
-        providers = {
-            name: {"state": status.state, "last_success": status.to_dict()["last_success"]}
-            for name, status in (snapshot.providers.items() if snapshot else ())
-        }
+        # state, last_success, last_error (keys already redacted by the session), retry_at: as of the last round.
+        providers = {name: status.to_dict() for name, status in (snapshot.providers.items() if snapshot else ())}
         body = {
             "ready": ready,
             "stale": board.stale,
