@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import number, unix_time
+from ticker.providers.parsing import ignored, number, unix_time
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -184,13 +184,7 @@ def quote_from_ticker(coin: Coin, item: dict[str, Any], source: str = "binance")
     """Prices and changes arrive as strings; numbers pass through (the poller rejects NaN and <= 0)."""
     price = number(item.get("lastPrice"))
     if price is None:
-        logger.warning(
-            "%s: %s: ignoring non-numeric price %.40r",
-            source,
-            coin.symbol,
-            item.get("lastPrice"),
-            extra={"once": (source, coin.symbol, "price")},
-        )
+        ignored(source, coin.symbol, f"non-numeric price {item.get('lastPrice')!r:.40}", kind="price")
         return None
     return Quote(
         symbol=coin.symbol,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ticker.exceptions import ProviderError
 from ticker.models import Candidate, Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import json_number, number, unix_time
+from ticker.providers.parsing import ignored, json_number, number, unix_time
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -86,12 +86,7 @@ class CoinGecko(UpstreamProvider):
         if entry is None:
             return []  # unknown or delisted id: CoinGecko simply omits it
         if not isinstance(entry, dict):
-            logger.warning(
-                "coingecko: %s: ignoring malformed entry (%s)",
-                coin.symbol,
-                type(entry).__name__,
-                extra={"once": (self.name, coin.symbol, "entry")},
-            )
+            ignored(self.name, coin.symbol, f"malformed entry ({type(entry).__name__})", kind="entry")
             return []
         updated_at = unix_time(entry.get("last_updated_at"))
         icon = self._icons.get(coin.ids[self.name])
@@ -102,12 +97,8 @@ class CoinGecko(UpstreamProvider):
                 continue
             price = json_number(entry[currency])
             if price is None:
-                logger.warning(
-                    "coingecko: %s/%s: ignoring non-numeric price %.40r",
-                    coin.symbol,
-                    currency,
-                    entry[currency],
-                    extra={"once": (self.name, coin.symbol, currency, "price")},
+                ignored(
+                    self.name, f"{coin.symbol}/{currency}", f"non-numeric price {entry[currency]!r:.40}", kind="price"
                 )
                 continue
             change = entry.get(f"{currency}_24h_change")

@@ -19,7 +19,7 @@ from urllib.parse import quote as url_quote
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import json_number
+from ticker.providers.parsing import ignored, json_number
 from ticker.providers.session import UpstreamSession
 from ticker.units import btc_to_sats
 
@@ -125,12 +125,7 @@ class CoinPaprika(UpstreamProvider):
     def _parse_row(self, coin: Coin, row: dict[str, Any], currencies: Sequence[str]) -> list[Quote]:
         quotes_by_code = row.get("quotes")
         if not isinstance(quotes_by_code, dict):
-            logger.warning(
-                "coinpaprika: %s: ignoring malformed quotes (%s)",
-                coin.symbol,
-                type(quotes_by_code).__name__,
-                extra={"once": (self.name, coin.symbol, "quotes")},
-            )
+            ignored(self.name, coin.symbol, f"malformed quotes ({type(quotes_by_code).__name__})", kind="quotes")
             return []
         updated_at = _updated_at(row.get("last_updated"))
         quotes = []
@@ -139,25 +134,15 @@ class CoinPaprika(UpstreamProvider):
             if entry is None:
                 continue  # not returned: the next provider may have it
             if not isinstance(entry, dict):
-                logger.warning(
-                    "coinpaprika: %s/%s: ignoring malformed quote (%s)",
-                    coin.symbol,
-                    currency,
-                    type(entry).__name__,
-                    extra={"once": (self.name, coin.symbol, currency, "quote")},
+                ignored(
+                    self.name, f"{coin.symbol}/{currency}", f"malformed quote ({type(entry).__name__})", kind="quote"
                 )
                 continue
             raw = entry.get("price")
             # Missing values come as "" (documented); a numeric string is off-schema too: neither is a price.
             price = json_number(raw)
             if price is None:
-                logger.warning(
-                    "coinpaprika: %s/%s: ignoring non-numeric price %.40r",
-                    coin.symbol,
-                    currency,
-                    raw,
-                    extra={"once": (self.name, coin.symbol, currency, "price")},
-                )
+                ignored(self.name, f"{coin.symbol}/{currency}", f"non-numeric price {raw!r:.40}", kind="price")
                 continue
             change = entry.get("percent_change_24h")  # rolling 24 h, in percent
             quotes.append(

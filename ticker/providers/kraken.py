@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import number
+from ticker.providers.parsing import ignored, number
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -217,11 +217,8 @@ class Kraken(UpstreamProvider):
         last = entry.get("c") if isinstance(entry, dict) else None
         price = number(last[0]) if isinstance(last, list) and last else None
         if price is None:
-            logger.warning(
-                "kraken: %s/usd: ignoring entry without a numeric last price (%.60r)",
-                coin.symbol,
-                entry,
-                extra={"once": (self.name, coin.symbol, "price")},
+            ignored(
+                self.name, f"{coin.symbol}/usd", f"entry without a numeric last price ({entry!r:.60})", kind="price"
             )
             return None
         return Quote(coin.symbol, CURRENCY, price, None, None, self.name)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def number(value: Any) -> float | None:
@@ -29,3 +32,12 @@ def unix_time(value: Any) -> datetime | None:
     if seconds is None or not math.isfinite(seconds) or seconds <= 0 or seconds > 32503680000:
         return None
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def ignored(provider: str, where: str, what: str, *, kind: str) -> None:
+    """Log an off-schema value we skip ("coingecko: BTC/usd: ignoring non-numeric price '<b>1</b>'").
+
+    At most once a day per provider, place and kind (logs.py's "once" filter): a bad upstream field
+    repeats every round, and the log should say it once, not sixty times an hour.
+    """
+    logger.warning("%s: %s: ignoring %s", provider, where, what, extra={"once": (provider, where, kind)})
