@@ -161,6 +161,8 @@ class IconHosts:
                 raise IconDeferred(host) from None  # the host is held now: ask again when the hold ends
             if err.status is None:
                 session.manners.failed(err)  # no answer at all: back off this host
+            else:
+                session.manners.succeeded()  # it answered (404, 403, too large): the host is fine
             logger.info("icon %.80s: %s", url, err.message)
             return None
         session.manners.succeeded()
