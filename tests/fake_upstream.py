@@ -4,7 +4,8 @@ For end-to-end tests of the real `ticker serve`: each side serves the documented
 from a dict the test edits, counts its requests, and can be told to fail (status, body, headers)
 so tests can switch faults on and off while the service runs. With `serve_icons=True` it also serves
 a small real PNG at the `/img/<id>.png` URLs its /coins/markets rows point to (off by default, where
-those URLs answer 404 as before).
+those URLs answer 404 as before); `icon_origin` points those URLs at another server instead.
+`price_times` records when each /simple/price request arrived (monotonic), to time price rounds.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class FakeUpstream:
         self.coinpaprika = Side()
         self.serve_icons = serve_icons
         self.icon_requests = 0  # counted apart from the providers' requests
+        self.icon_origin: str | None = None  # where /coins/markets image URLs point; None: here
+        self.price_times: list[float] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -107,6 +110,8 @@ class FakeUpstream:
         with self._lock:
             side.requests += 1
             side.log.append((time.monotonic(), path, reply[0]))
+            if path == "/api/v3/simple/price":
+                self.price_times.append(time.monotonic())
         return reply
 
     def _route(self, path: str) -> tuple[Side | None, Callable[[str, dict[str, list[str]]], Reply] | None]:
@@ -135,7 +140,8 @@ class FakeUpstream:
 
     def _cg_markets(self, path: str, query: dict[str, list[str]]) -> Reply:
         ids = query.get("ids", [""])[0].split(",")
-        rows = [{"id": i, "symbol": i[:3], "name": i.title(), "image": f"{self.origin}/img/{i}.png"} for i in ids]
+        origin = self.icon_origin or self.origin
+        rows = [{"id": i, "symbol": i[:3], "name": i.title(), "image": f"{origin}/img/{i}.png"} for i in ids]
         return 200, json.dumps([r for r in rows if r["id"] in self.coingecko.prices]).encode(), JSON
 
     def _paprika_tickers(self, path: str, query: dict[str, list[str]]) -> Reply:

@@ -1,16 +1,18 @@
-"""Coin icons, downloaded once by the poller and served by us at /icons/{symbol}.
+"""Coin icons, downloaded once by the poller's side work and served by us at /icons/{symbol}.
 
-Visitors' browsers never contact an icon host: the poller fetches each
-provider icon URL once (http(s) only, size-limited, raster types only,
-checked by magic bytes as well as content type: an upstream SVG could carry
-script), keeps it on disk beside the snapshot, and a coin without one gets a
-generated monogram SVG.
+Visitors' browsers never contact an icon host: side work fetches each
+provider icon URL once (raster types only, checked by magic bytes as well as
+content type: an upstream SVG could carry script), keeps it on disk beside
+the snapshot, and a coin without one gets a generated monogram SVG.
+
+The downloading itself (hosts, sessions, the address check) is an
+`IconSource` from providers/icon_hosts.py: web/ imports this module for the
+cache, so it stays free of httpx and providers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,14 +20,14 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
-import httpx
+import anyio
 
 logger = logging.getLogger(__name__)
 
 MAX_ICON_BYTES = 128 * 1024
 RETRY_SECONDS = 24 * 3600.0
+ICON_CONCURRENCY = 4  # downloads at a time: a few slow hosts cannot stall the rest, nor flood one host
 # Magic bytes of the raster formats we accept, by content type.
 RASTER_TYPES: dict[str, tuple[bytes, ...]] = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -93,35 +95,71 @@ class IconCache:
 
     async def refresh(
         self,
-        client: httpx.AsyncClient,
         urls: Mapping[str, str],
         *,
+        source: IconSource | None = None,
         shared: SharedIcons | None = None,
-        download: bool = True,
+        concurrency: int = ICON_CONCURRENCY,
     ) -> int:
-        """Fetch the icons not held yet: from the shared store first, else (if `download`) from upstream.
+        """Fetch the icons not held yet: from the shared store first, else (with a `source`) from upstream.
 
-        Failed downloads are retried a day later. Returns how many icons were added.
+        `concurrency` at a time. Failed downloads are retried a day later; icons whose host is held
+        are asked again next pass. Cancelling this (side work's time budget) loses nothing: each icon
+        is kept the moment it arrives, and one cut off mid-download is not marked failed.
+        Returns how many icons were added.
         """
+        wanted = [(symbol, url) for symbol, url in urls.items() if symbol not in self._icons and symbol.isalnum()]
+        if not wanted:
+            return 0
+        slots = anyio.Semaphore(concurrency)
         added = 0
-        for symbol, url in urls.items():
-            if symbol in self._icons or not symbol.isalnum():
-                continue
-            icon = await shared.get_icon(symbol) if shared is not None else None
-            if icon is None and download:
-                failed = self._failed_at.get(symbol)
-                if failed is not None and self._monotonic() - failed < RETRY_SECONDS:
-                    continue
-                icon = await download_icon(client, url)
-                if icon is None:
-                    self._failed_at[symbol] = self._monotonic()
-                    continue
-                if shared is not None:
-                    await shared.put_icon(symbol, icon)
-            if icon is not None and icon.content_type in RASTER_TYPES and _sniff(icon.body) == icon.content_type:
-                self.put(symbol, icon)
-                added += 1
+
+        async def one(symbol: str, url: str) -> None:
+            nonlocal added
+            async with slots:
+                if await self._obtain(symbol, url, source, shared):
+                    added += 1
+
+        async with anyio.create_task_group() as tasks:
+            for symbol, url in wanted:
+                tasks.start_soon(one, symbol, url)
         return added
+
+    async def _obtain(self, symbol: str, url: str, source: IconSource | None, shared: SharedIcons | None) -> bool:
+        icon = await shared.get_icon(symbol) if shared is not None else None
+        if icon is not None:
+            if not is_raster(icon):
+                return False
+            self.put(symbol, icon)
+            return True
+        if source is None:
+            return False
+        failed = self._failed_at.get(symbol)
+        if failed is not None and self._monotonic() - failed < RETRY_SECONDS:
+            return False
+        try:
+            icon = await source.download(url)
+        except IconDeferred:
+            return False
+        if icon is None or not is_raster(icon):
+            self._failed_at[symbol] = self._monotonic()
+            return False
+        self.put(symbol, icon)  # before any other await: a cut-off pass keeps what it downloaded
+        if shared is not None:
+            await shared.put_icon(symbol, icon)
+        return True
+
+
+class IconDeferred(Exception):
+    """Not now, nothing sent: the icon's host is held (429, Retry-After) or backing off. Ask next pass."""
+
+
+class IconSource(Protocol):
+    """Downloads one icon: providers/icon_hosts.py `IconHosts`."""
+
+    async def download(self, url: str) -> Icon | None:
+        """The icon, or None if the URL gives none (retried a day later); raises IconDeferred."""
+        ...
 
 
 class SharedIcons(Protocol):
@@ -132,54 +170,15 @@ class SharedIcons(Protocol):
     async def put_icon(self, symbol: str, icon: Icon) -> None: ...
 
 
-async def download_icon(client: httpx.AsyncClient, url: str) -> Icon | None:
-    """One icon, or None (logged) if it is not a small raster image over http(s)."""
-    if not url.startswith(("https://", "http://")) or not _public_host(url):
-        logger.info("not downloading icon %.80r: not an http(s) URL on a public host", url)
-        return None
-    try:
-        # No redirects: each hop would need the same check, and icon CDNs answer directly.
-        async with client.stream("GET", url, follow_redirects=False, timeout=10) as response:
-            if response.status_code != 200 or response.url.scheme not in ("http", "https"):
-                logger.info("icon %s: HTTP %d", url, response.status_code)
-                return None
-            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_ICON_BYTES:
-                    logger.info("icon %s: larger than %d bytes, ignored", url, MAX_ICON_BYTES)
-                    return None
-    except httpx.HTTPError as err:
-        logger.info("icon %s: %s", url, type(err).__name__)
-        return None
-    if kind not in RASTER_TYPES or _sniff(body) != kind:
-        logger.info("icon %s: content type %r is not an accepted raster image", url, kind)
-        return None
-    return Icon(body, kind)
+def raster_icon(body: bytes, content_type: str) -> Icon | None:
+    """An icon if `body` is an accepted raster image of the type its header claims, else None."""
+    kind = content_type.split(";")[0].strip().lower()
+    icon = Icon(body, kind)
+    return icon if is_raster(icon) else None
 
 
-def _public_host(url: str) -> bool:
-    """Upstream-supplied URLs must not make us request private or link-local addresses (cloud metadata,
-    an internal admin page). Loopback stays allowed for a mirror on the same host and for tests; host
-    names are not resolved here."""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return bool(host)  # a name, not an address literal
-    if address.is_loopback:
-        return True
-    return not (
-        address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
+def is_raster(icon: Icon) -> bool:
+    return icon.content_type in RASTER_TYPES and _sniff(icon.body) == icon.content_type
 
 
 def _sniff(body: bytes) -> str | None:

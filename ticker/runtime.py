@@ -28,6 +28,7 @@ from ticker.models import SavedManners, utcnow
 from ticker.poller import Poller
 from ticker.providers import Provider, build_provider
 from ticker.providers.demo import DemoSource
+from ticker.providers.icon_hosts import IconHosts
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
 from ticker.render.widget import WidgetRenderer
 from ticker.side_work import SideWork
@@ -99,11 +100,15 @@ def create_app(
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
+            # Per icon CDN host: its own holds, no API budget; side work runs it, never a price round.
+            icon_hosts = IconHosts(
+                client, timeout=settings.poller.timeout_seconds, interval=interval, monotonic=monotonic
+            )
             side_work = SideWork(
                 providers,
                 settings.market.coins,
                 settings.market.default_currency,
-                icons=lambda snapshot: icons.refresh(client, snapshot.icons, shared=sharing),
+                icons=lambda snapshot: icons.refresh(snapshot.icons, source=icon_hosts, shared=sharing),
                 current=lambda: store.current,
                 interval=interval,
                 time_budget=max(interval, SIDE_WORK_SECONDS),
@@ -130,9 +135,7 @@ def create_app(
                         lease,
                         interval=interval,
                         fallback_after=settings.poller.stale_after_seconds if settings.cache.redis_fallback else None,
-                        on_follow=lambda snapshot: icons.refresh(
-                            client, snapshot.icons, shared=sharing, download=False
-                        ),
+                        on_follow=lambda snapshot: icons.refresh(snapshot.icons, shared=sharing),
                         on_lead=take_over,
                         sleep=sleep,
                     )
