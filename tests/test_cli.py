@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import fixture_json
@@ -65,6 +67,25 @@ def test_fetch_exits_1_when_no_provider_answered(config, respx_mock, capsys):
     respx_mock.get(f"{CG}/simple/price").respond(429, json=fixture_json("coingecko_error_429.json"))
     assert main(["fetch", "--config", str(config)]) == 1
     assert "coingecko: failed: HTTP 429: You've exceeded the Rate Limit" in capsys.readouterr().out
+
+
+def test_fetch_obeys_a_hold_the_running_service_saved(tmp_path, respx_mock, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import quote, snapshot_of
+    from ticker.models import SavedManners
+
+    config = tmp_path / "ticker.toml"
+    config.write_text('[market]\ncoins = ["BTC"]\n[poller]\nproviders = ["coingecko"]\n')
+    until = datetime.now(UTC) + timedelta(seconds=300)
+    held = snapshot_of(quote("BTC", 1.0))
+    held = type(held)(held.generated_at, held.quotes, manners={"coingecko": SavedManners(until, "HTTP 429: slow down")})
+    (tmp_path / "ticker-snapshot.json").write_bytes(held.to_json())
+    route = respx_mock.get(f"{CG}/simple/price").respond(200, json={})
+    assert main(["fetch", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"coingecko: not asked: held for (299|300) s more \(HTTP 429: slow down\)", out), out
+    assert not route.called
 
 
 def test_resolve_lists_candidates_and_a_config_line(config, respx_mock, capsys):

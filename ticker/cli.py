@@ -20,9 +20,11 @@ from ticker.config import LOG_FORMATS, Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
 from ticker.logs import setup_logging
 from ticker.models import Quote, iso
+from ticker.providers import Provider
 from ticker.providers.demo import DemoSource
 from ticker.render.formatting import format_change, format_price
 from ticker.runtime import build_providers
+from ticker.store import SnapshotStore
 
 logger = logging.getLogger("ticker")
 
@@ -143,12 +145,13 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
     answered = False
     rows = [["coin", "currency", "price", "24h change", "updated", "source"]]
     async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
-        providers = [DemoSource()] if demo else build_providers(settings, client)
+        providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
+        await _obey_saved_holds(settings, providers)
         for provider in providers:
             try:
                 quotes = await provider.fetch([c for c in coins if provider.supports(c)], currencies)
             except ProviderError as err:
-                print(f"{provider.name}: failed: {err.message}")
+                print(f"{provider.name}: {'not asked' if err.held else 'failed'}: {err.message}")
                 continue
             answered = answered or bool(quotes)
             got = {(q.symbol, q.currency) for q in quotes}
@@ -158,6 +161,17 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
     if len(rows) > 1:
         print(_table(rows))
     return 0 if answered else 1
+
+
+async def _obey_saved_holds(settings: Settings, providers: list[Provider]) -> None:
+    """A running service's Retry-After holds bind this one-shot command too (memory mode: its snapshot file)."""
+    path = settings.cache.snapshot_path
+    if settings.cache.shared or path is None:
+        return
+    snapshot = await SnapshotStore(snapshot_path=path).load()
+    for provider in providers:
+        if snapshot is not None and provider.session is not None and provider.name in snapshot.manners:
+            provider.session.manners.restore(snapshot.manners[provider.name])
 
 
 def _quote_row(quote: Quote, locale: str) -> list[str]:

@@ -185,7 +185,11 @@ class Manners:
 
     def restore(self, saved: SavedManners) -> None:
         """Take over a hold saved by this or another instance."""
-        if saved.hold_until is not None:
-            seconds = saved.hold_until.timestamp() - self.wall()
-            if seconds > 0:
-                self.hold(seconds, saved.reason or "held")
+        if saved.hold_until is None:
+            return
+        seconds = min(saved.hold_until.timestamp() - self.wall(), MAX_HOLD_SECONDS)
+        until = self._monotonic() + seconds
+        if seconds > 0 and until > self.hold_until:
+            logger.info("provider %s: keeping a saved hold (%s) for %.0f s more", self.name, saved.reason, seconds)
+            self.hold_until, self.hold_reason = until, saved.reason or "held"
+            self.last_error = self.hold_reason
