@@ -615,6 +615,7 @@ def expected_requests(provider: Any, coins: int, currencies: int) -> int:
 async def _poller_case(name: str, count: int, rounds: int, workdir: Path) -> dict[str, Any]:
     from upstream_shapes import handler
 
+    from tests.providers.helpers import make_provider
     from ticker.config import ProviderSettings
     from ticker.poller import Poller
     from ticker.providers import PROVIDERS
@@ -623,11 +624,8 @@ async def _poller_case(name: str, count: int, rounds: int, workdir: Path) -> dic
     coins = synthetic_coins(count)
     answer, counts = handler(name, [coin.ids["coinpaprika"] for coin in coins])
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        cls: Any = PROVIDERS[name]
-        kwargs: dict[str, Any] = {"budget": None}  # unlimited: count what a round needs, not what a budget allows
-        if name in ("kraken", "coinbase"):
-            kwargs["sleep"] = _noop_sleep  # their pacing sleeps would only add idle wall time
-        provider = cls(client, ProviderSettings(), **kwargs)
+        # No budget: count what a round needs, not what a budget allows; no pacing sleeps: only idle wall time.
+        provider = make_provider(PROVIDERS[name], client, ProviderSettings(), budget=None, sleep=_noop_sleep)
         path = workdir / "poller" / f"{name}-{count}.json"  # the snapshot is written each round, as in production
         store = SnapshotStore(snapshot_path=path)
         poller = Poller([provider], store, coins, ["usd"], interval=INTERVAL, max_jump_pct=50.0)
