@@ -9,8 +9,11 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.service import Service, free_port, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
 
 
 def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):

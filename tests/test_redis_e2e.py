@@ -5,9 +5,13 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import require_redis_server
 from tests.service import Service, free_port, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
 
 require_redis_server()
 

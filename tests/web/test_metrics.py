@@ -326,6 +326,7 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
         rounds.close()
 
 
+@pytest.mark.e2e
 def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstream):
     """The real `ticker serve` (1 s rounds): counters start at 0 in its process and track the fake's own count."""
     service = Service(write_config(tmp_path, upstream, interval=1), free_port())

@@ -30,6 +30,8 @@ from schemathesis.generation import GenerationMode
 from tests.fake_upstream import FakeUpstream
 from tests.service import Service, free_port, write_config
 
+pytestmark = pytest.mark.e2e
+
 MAX_EXAMPLES = 50
 STREAM = "/api/v1/stream"
 CHECKS = [

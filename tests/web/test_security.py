@@ -951,6 +951,7 @@ def cli(*args: str) -> str:
 FAULTS = ["jump", "junk", "http_500", "rate_limited", "html_200", "bad_json", "timeout", "ok", "unauthorized"]
 
 
+@pytest.mark.e2e
 def test_the_key_goes_out_in_its_header_and_nowhere_else(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COINGECKO_API_KEY", SECRET)
     monkeypatch.setenv("TICKER_LOG_LEVEL", "DEBUG")
