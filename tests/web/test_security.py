@@ -265,14 +265,17 @@ def fuzzed_app(portal, tmp_path_factory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def allowed_tags(portal, fuzzed_app) -> set[str]:
-    """Every tag our templates make: each layout, with sparklines, the fragment, the landing and error pages."""
-    tags: set[str] = set()
+def own_pages(portal, fuzzed_app) -> list[str]:
+    """What our templates make: each layout, with sparklines, the fragment, the landing and error pages."""
     urls = [("/widget", f"layout={layout}&sparkline=1") for layout in ("list", "compact", "ticker")]
     urls += [("/widget/fragment", "layout=ticker"), ("/", ""), ("/widget", "theme=nope")]
-    for path, query in urls:
-        reply = portal.call(asgi_request, fuzzed_app, path, query.encode())
-        tags |= {tag for tag, _ in parse_html(reply.text).tags}
+    return [portal.call(asgi_request, fuzzed_app, path, query.encode()).text for path, query in urls]
+
+
+@pytest.fixture(scope="module")
+def allowed_tags(own_pages) -> set[str]:
+    """Every tag our templates make."""
+    tags = {tag for text in own_pages for tag, _ in parse_html(text).tags}
     assert {"html", "section", "li", "img", "script", "style", "p"} <= tags
     return tags
 
@@ -358,7 +361,7 @@ EXAMPLES_PER_ROUTE = 150
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
-def test_random_queries_never_give_a_5xx_nor_reflect_markup(portal, fuzzed_app, allowed_tags, route, capsys):
+def test_random_queries_never_give_a_5xx_nor_reflect_markup(portal, fuzzed_app, own_pages, allowed_tags, route, capsys):
     count, statuses = 0, Counter[int]()
 
     @hypothesis_settings(
@@ -377,7 +380,9 @@ def test_random_queries_never_give_a_5xx_nor_reflect_markup(portal, fuzzed_app, 
         assert reply.status < 500, f"{method} {path}?{raw!r}: {reply.status} {reply.text[:300]}"
         assert reply.header("server") is None
         if reply.content_type == "text/html":
-            assert_safe_html(reply.text, allowed_tags=allowed_tags, injected=values)
+            # A value that is a piece of our own markup (a lone `"`, `<b`) proves nothing when found in a page.
+            injected = [value for value in values if not any(value in page for page in own_pages)]
+            assert_safe_html(reply.text, allowed_tags=allowed_tags, injected=injected)
         elif reply.content_type == "application/json" and method != "HEAD" and reply.body:
             json.loads(reply.content)
         if reply.status == 400 and reply.content_type == "application/json":
