@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
 import hashlib
 import json
 import os
@@ -35,13 +34,22 @@ import anyio.from_thread
 import httpx
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from tests.conftest import FakeClock, fixture_json, quote, settings_from, snapshot_of
+from tests.conftest import (
+    CG,
+    FakeClock,
+    asgi_request,
+    fixture_json,
+    quote,
+    serving,
+    settings_from,
+    snapshot_of,
+    wait_for_price,
+)
 from tests.fake_upstream import icon_png
 from tests.service import Service, free_port, wait_until
 from ticker import __version__
@@ -52,7 +60,6 @@ from ticker.runtime import create_app
 from ticker.store import SnapshotStore
 from ticker.web.response_cache import MAX_VARIANTS, PreparedEndpoint
 
-CG = "https://api.coingecko.com/api/v3"
 SETTINGS = """
 [market]
 coins = ["BTC", "ETH", "nano", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]
@@ -88,83 +95,6 @@ PAYLOADS = [
 MARKUP_PAYLOADS = [p for p in PAYLOADS if "<" in p or '"' in p or "'" in p]
 QUERY_KEYS = ["coins", "currency", "theme", "layout", "locale", "transparent", "sparkline", "symbol", "callback"]
 SYMBOLS = ["BTC", "btc", "ETH", "NANO", "xno", "OPENVC", "DOGE", "", " ", "BTC ", ",", "ＢＴＣ", "İ", "ß"]
-
-
-# --- speaking ASGI directly: raw bytes in the path, query and headers, exactly as a server would pass them ---
-
-
-class Reply:
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.raw_headers = headers
-        self.body = body
-
-    def header(self, name: str) -> str | None:
-        values = self.headers_named(name)
-        return values[0] if values else None
-
-    def headers_named(self, name: str) -> list[str]:
-        key = name.lower().encode()
-        return [v.decode("latin-1") for k, v in self.raw_headers if k.lower() == key]
-
-    @property
-    def content_type(self) -> str:
-        return (self.header("content-type") or "").split(";")[0].strip()
-
-    @property
-    def content(self) -> bytes:
-        """The body, gunzipped if it was sent compressed."""
-        return gzip.decompress(self.body) if self.header("content-encoding") == "gzip" else self.body
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-
-async def asgi_request(
-    app: Any,
-    path: str,
-    query: bytes = b"",
-    *,
-    method: str = "GET",
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> Reply:
-    """One request straight into the ASGI app. An event stream is cut after its first chunk (the client leaves)."""
-    messages: list[dict[str, Any]] = []
-    got_body, asked = anyio.Event(), False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await got_body.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-        if message["type"] == "http.response.body":
-            got_body.set()
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("utf-8", "surrogatepass"),
-        "root_path": "",
-        "query_string": query,
-        "headers": [(b"host", b"testserver"), *(headers or [])],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    with anyio.fail_after(10):
-        await app(scope, receive, send)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return Reply(start["status"], list(start.get("headers", [])), body)
 
 
 def prepared_endpoints(app: Any) -> dict[str, PreparedEndpoint]:
@@ -436,46 +366,42 @@ async def test_hostile_upstream_strings_never_reach_the_page(tmp_path, respx_moc
         200, content=b"<html><script>alert(1)</script></html>", headers={"content-type": "image/png"}
     )
     app = create_app(settings, clock=FakeClock())
-    async with LifespanManager(app) as manager:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver")
-        async with client:
-            with anyio.fail_after(3):
-                while (await client.get("/api/v1/prices/BTC")).json()["price"] is None:
-                    await anyio.sleep(0.01)
-            assert prices.call_count == 1
-            body = (await client.get("/api/v1/prices?currency=usd")).json()
-            assert [(c["symbol"], c["name"]) for c in body["coins"]] == [
-                ("BTC", "Bitcoin"),
-                ("ETH", "Ethereum"),
-                ("XNO", "Nano"),
-                ("OPENVC", "OpenVoiceCoin"),
-            ]
-            assert [c["icon_url"] for c in body["coins"]] == [f"/icons/{s}" for s in ("BTC", "ETH", "XNO", "OPENVC")]
-            assert body["coins"][0]["change_24h_pct"] is None  # "<b>1</b>" is no number
-            eur = (await client.get("/api/v1/prices?currency=eur")).json()["coins"]
-            assert eur[0]["price"] is None and eur[1]["price"] is None  # "NaN" and -5 rejected
-            allowed = {"html", "head", "meta", "link", "title", "style", "body", "section", "h2", "ol", "li", "img"}
-            allowed |= {"span", "b", "small", "p", "a", "script", "noscript", "svg", "polyline", "path", "input"}
-            allowed |= {"label", "div", "main", "h1", "h3", "pre", "code", "em", "figure", "figcaption"}
-            pages = [
-                "/widget",
-                "/widget?layout=ticker&sparkline=1",
-                "/widget?currency=eur",
-                "/widget/fragment?sparkline=1",
-                "/",
-            ]
-            for url in pages:
-                response = await client.get(url)
-                assert response.status_code == 200, url
-                assert_safe_html(response.text, allowed_tags=allowed)
-                for hostile in ("evil.example", "assets.coingecko", "alert(1)", "data:text/html"):
-                    assert hostile not in response.text, (url, hostile)
-            for symbol in ("BTC", "ETH", "XNO"):
-                icon = await client.get(f"/icons/{symbol}")
-                assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
-                assert b"<script" not in icon.content and b"alert" not in icon.content  # our monogram, not theirs
-            for request, _ in respx_mock.calls:
-                assert request.url.scheme == "https" and not str(request.url).startswith(("javascript:", "data:"))
+    async with serving(app) as client:
+        await wait_for_price(client)
+        assert prices.call_count == 1
+        body = (await client.get("/api/v1/prices?currency=usd")).json()
+        assert [(c["symbol"], c["name"]) for c in body["coins"]] == [
+            ("BTC", "Bitcoin"),
+            ("ETH", "Ethereum"),
+            ("XNO", "Nano"),
+            ("OPENVC", "OpenVoiceCoin"),
+        ]
+        assert [c["icon_url"] for c in body["coins"]] == [f"/icons/{s}" for s in ("BTC", "ETH", "XNO", "OPENVC")]
+        assert body["coins"][0]["change_24h_pct"] is None  # "<b>1</b>" is no number
+        eur = (await client.get("/api/v1/prices?currency=eur")).json()["coins"]
+        assert eur[0]["price"] is None and eur[1]["price"] is None  # "NaN" and -5 rejected
+        allowed = {"html", "head", "meta", "link", "title", "style", "body", "section", "h2", "ol", "li", "img"}
+        allowed |= {"span", "b", "small", "p", "a", "script", "noscript", "svg", "polyline", "path", "input"}
+        allowed |= {"label", "div", "main", "h1", "h3", "pre", "code", "em", "figure", "figcaption"}
+        pages = [
+            "/widget",
+            "/widget?layout=ticker&sparkline=1",
+            "/widget?currency=eur",
+            "/widget/fragment?sparkline=1",
+            "/",
+        ]
+        for url in pages:
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            assert_safe_html(response.text, allowed_tags=allowed)
+            for hostile in ("evil.example", "assets.coingecko", "alert(1)", "data:text/html"):
+                assert hostile not in response.text, (url, hostile)
+        for symbol in ("BTC", "ETH", "XNO"):
+            icon = await client.get(f"/icons/{symbol}")
+            assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+            assert b"<script" not in icon.content and b"alert" not in icon.content  # our monogram, not theirs
+        for request, _ in respx_mock.calls:
+            assert request.url.scheme == "https" and not str(request.url).startswith(("javascript:", "data:"))
 
 
 async def test_hostile_config_names_are_escaped_in_html_and_intact_in_json(make_client, tmp_path):
@@ -677,17 +603,11 @@ async def test_stream_has_the_common_headers(make_client, tmp_path):
 # --- bounded memory, and visitors never cost an upstream request ---
 
 
-async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request(tmp_path, respx_mock):
+async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request(tmp_path, respx_mock, coingecko):
     settings = settings_from(tmp_path, SETTINGS)
-    markets = respx_mock.get(f"{CG}/coins/markets").respond(200, json=[])
-    prices = respx_mock.get(f"{CG}/simple/price").respond(
-        200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
-    )
     app = create_app(settings, clock=FakeClock())
-    async with LifespanManager(app) as manager:
-        with anyio.fail_after(3):
-            while json.loads((await asgi_request(manager.app, "/api/v1/prices/BTC")).body)["price"] is None:
-                await anyio.sleep(0.01)
+    async with serving(app) as client:
+        await wait_for_price(client)
         upstream_before = len(respx_mock.calls)
         endpoints = prepared_endpoints(app)
         assert set(endpoints) == {"prices", "price", "widget", "fragment"}
@@ -701,7 +621,7 @@ async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request
                 ("/api/v1/prices", f"coins=NOPE{i}"),  # 400s are never cached
                 ("/api/v1/prices/NOPE{i}", ""),
             ):
-                reply = await asgi_request(manager.app, path, query.encode())
+                reply = await asgi_request(app, path, query.encode())
                 statuses.setdefault(path.split("NOPE")[0], set()).add(reply.status)
         assert statuses == {
             "/api/v1/prices": {200, 400},
@@ -715,7 +635,7 @@ async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request
             assert set(endpoint.statuses) <= {200, 304, 400, 404, 204}
         assert len(endpoints["prices"]._cache) == MAX_VARIANTS
         assert len(respx_mock.calls) == upstream_before  # 12,288 visitor requests cost upstream nothing
-        assert (markets.call_count, prices.call_count) == (1, 1)
+        assert (coingecko.markets.call_count, coingecko.prices.call_count) == (1, 1)
         for request, _ in respx_mock.calls:
             ids = parse_qs(request.url.query.decode()).get("ids", [""])[0].split(",")
             assert set(ids) <= {"bitcoin", "ethereum", "nano"}  # only configured coins are ever asked for
