@@ -27,7 +27,7 @@ from tests.conftest import (
     snapshot_of,
     until,
 )
-from tests.service import Service, free_port, wait_until, write_config
+from tests.service import running, wait_until, write_config
 from ticker.models import ProviderStatus, Snapshot
 from ticker.runtime import create_app
 from ticker.web.metrics import build_registry
@@ -323,7 +323,6 @@ async def test_upstream_counters_move_with_the_upstream_requests(coingecko, sett
 @pytest.mark.e2e
 def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstream):
     """The real `ticker serve` (1 s rounds): counters start at 0 in its process and track the fake's own count."""
-    service = Service(write_config(tmp_path, upstream, interval=1), free_port())
 
     def scrape_when_quiet() -> tuple[int, str] | None:
         seen = upstream.coingecko.requests
@@ -337,8 +336,7 @@ def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstr
         )
         return (seen, text) if total == seen else None  # equal once the in-flight response is counted
 
-    try:
-        service.wait_ready()
+    with running(write_config(tmp_path, upstream, interval=1)) as service:
         response = service.get("/metrics")
         assert response.status_code == 200 and "server" not in response.headers
         parse(response.text)
@@ -367,5 +365,3 @@ def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstr
         assert http_count(text4, "prices", 200) == 4 and http_count(text4, "prices", 400) == 1
         assert http_count(text4, "readyz", 200) >= 1  # wait_ready's polls
         assert http_count(text4, "metrics", 200) >= 4
-    finally:
-        service.stop()

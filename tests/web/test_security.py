@@ -13,10 +13,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -24,7 +22,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote_from_bytes, urlsplit
@@ -50,8 +47,8 @@ from tests.conftest import (
     snapshot_of,
     wait_for_price,
 )
-from tests.fake_upstream import icon_png
-from tests.service import Service, free_port, wait_until
+from tests.fake_upstream import LocalServer, icon_png
+from tests.service import Service, free_port, run_ticker, wait_until
 from ticker import __version__
 from ticker.config import Settings
 from ticker.exceptions import ConfigError
@@ -698,31 +695,26 @@ KEY_HEADER = "x-cg-demo-api-key"
 CLOUDFLARE_PAGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>cf</body></html>"
 
 
-class RecordingUpstream:
+class RecordingUpstream(LocalServer):
     """A local CoinGecko (/api/v3/simple/price, /api/v3/coins/markets, icons at /img/) that records every
     request's URL and headers, and answers according to `mode` (ok or one of many failures)."""
 
     PRICES = {"bitcoin": {"usd": 90917.04, "eur": 84123.55}, "ethereum": {"usd": 3021.55, "eur": 2795.8}}
 
     def __init__(self) -> None:
+        super().__init__(self._record_and_answer)
         self.mode = "ok"
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (mode, path?query, headers)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> RecordingUpstream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _record_and_answer(self, target: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        url = urlsplit(target)
+        with self._lock:
+            mode = self.mode
+            self.requests.append((mode, target, headers))
+        if mode == "timeout" and url.path == "/api/v3/simple/price":
+            time.sleep(1.2)  # the client gave up after timeout_seconds = 0.5
+        return self._answer(mode, url.path, parse_qs(url.query))
 
     def count(self, mode: str) -> int:
         with self._lock:
@@ -739,7 +731,7 @@ class RecordingUpstream:
                 ]
                 return 200, json.dumps(rows).encode(), json_type
             ids = query.get("ids", [""])[0].split(",")
-            rows = [{"id": i, "symbol": i[:3], "name": i, "image": f"{self.url}/img/{i}.png"} for i in ids]
+            rows = [{"id": i, "symbol": i[:3], "name": i, "image": f"{self.origin}/img/{i}.png"} for i in ids]
             return 200, json.dumps(rows).encode(), json_type
         if path != "/api/v3/simple/price":
             return 404, b'{"error":"Not Found"}', json_type
@@ -767,31 +759,6 @@ class RecordingUpstream:
         }
         return 200, json.dumps(answer).encode(), json_type
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                with fake._lock:
-                    mode = fake.mode
-                    fake.requests.append((mode, self.path, {k.lower(): v for k, v in self.headers.items()}))
-                if mode == "timeout" and url.path == "/api/v3/simple/price":
-                    time.sleep(1.2)  # the client gave up after timeout_seconds = 0.5
-                status, body, headers = fake._answer(mode, url.path, parse_qs(url.query))
-                with contextlib.suppress(OSError):
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
 
 def keyed_config(directory: Path, upstream: RecordingUpstream) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -806,7 +773,7 @@ interval_seconds = 1
 timeout_seconds = 0.5
 providers = ["coingecko"]
 [providers.coingecko]
-base_url = "{upstream.url}/api/v3"
+base_url = "{upstream.origin}/api/v3"
 api_key_env = "COINGECKO_API_KEY"
 requests_per_minute = 600
 requests_per_month = 100000000
@@ -867,9 +834,7 @@ def visit_everything(service: Service) -> list[str]:
 
 
 def cli(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ticker", *args], capture_output=True, text=True, timeout=60, env=os.environ.copy()
-    )
+    result = run_ticker(*args)
     return f"$ ticker {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
