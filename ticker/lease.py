@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import anyio
 from redis.asyncio import Redis
@@ -25,6 +26,10 @@ from ticker.redis_store import REDIS_FAILURES, RedisSnapshotStore
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "poller-lease"
+
+# Who polls, as /readyz and /metrics say: the lease holder, a follower of the shared snapshot, or an
+# instance polling alone (memory mode, or Redis mode while Redis is away and `cache.redis_fallback` is on).
+LeaseRole = Literal["holder", "follower", "single"]
 
 
 class PollerLease:
@@ -85,6 +90,13 @@ class SharedPolling:
         self._next_round = 0.0
         self._local = False  # polling on our own while Redis is away
         self.tick = min(1.0, interval / 4)
+
+    @property
+    def role(self) -> LeaseRole:
+        """In-process flags only, never a Redis call: /readyz and /metrics read this on every request."""
+        if self._lease.held:
+            return "holder"
+        return "single" if self._local else "follower"
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:

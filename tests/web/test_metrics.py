@@ -42,6 +42,7 @@ FAMILIES = {
     "ticker_coins_unavailable": "gauge",
     "ticker_provider_last_success_timestamp_seconds": "gauge",
     "ticker_provider_up": "gauge",
+    "ticker_lease_holder": "gauge",
 }
 
 

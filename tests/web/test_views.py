@@ -98,6 +98,7 @@ async def test_readyz_reports_age_stale_and_providers(make_client, settings):
         "stale": True,
         "age_seconds": 29.0,
         "providers": {"coingecko": {"state": "ok", "last_success": "2026-11-27T18:20:00Z"}},
+        "lease": "single",  # memory mode: this instance polls for itself alone
     }
 
 
