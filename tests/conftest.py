@@ -1,25 +1,42 @@
-"""Shared test helpers: fixtures from tests/fixtures, settings from TOML text, a fake clock, an app client."""
+"""Shared test helpers, each in one place.
+
+Fixtures from tests/fixtures, settings from TOML text, a fake clock, quotes and snapshots, respx's
+CoinGecko, and three ways to drive the app in process: an httpx client without the lifespan
+(`make_client`), one with it (`serving`: the poller polls), and raw ASGI (`asgi_request`: bytes as a
+server passes them, and event streams). Real processes are in service.py, fake_upstream.py and
+redis_server.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
+import respx
+from asgi_lifespan import LifespanManager
 
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from ticker.config import Settings, load_settings
-from ticker.models import Quote, Snapshot
+from ticker.models import ProviderStatus, Quote, Snapshot
 from ticker.runtime import create_app
 from ticker.store import SnapshotStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 27, 18, 20, 0, tzinfo=UTC)
+CG = "https://api.coingecko.com/api/v3"  # CoinGecko's default base URL, as respx routes see it
+DEFAULT_COIN_PRICES = "coingecko_simple_price_default_coins.constructed.json"
+T = TypeVar("T")
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -76,6 +93,140 @@ def snapshot_of(*quotes: Quote, generated_at: datetime = NOW) -> Snapshot:
     return Snapshot(generated_at, {(q.symbol, q.currency): q for q in quotes})
 
 
+# Five coins that show every state a row can be in (see full_snapshot).
+FULL_CONFIG = """
+[market]
+coins = ["BTC", "ETH", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }, "XNO"]
+currencies = ["usd", "eur"]
+[poller]
+stale_after_seconds = 300
+max_stale_seconds = 86400
+"""
+
+
+def full_snapshot() -> Snapshot:
+    """For FULL_CONFIG: BTC fresh (usd and eur), ETH stale, ARRR past max_stale, OPENVC static, XNO never fetched."""
+    snap = snapshot_of(
+        quote("BTC", 90917.04, change=1.64, age=29),
+        quote("BTC", 84123.55, currency="eur", change=1.7, age=29),
+        quote("ETH", 3021.5512, change=-2.3127, age=400),  # stale
+        quote("ARRR", 0.00001234, change=12.5, age=90000),  # older than max_stale
+    )
+    return Snapshot(NOW, snap.quotes, {"coingecko": ProviderStatus("ok", NOW)})
+
+
+async def until(check: Callable[[], T | None | Awaitable[T | None]], what: str, timeout: float = 3.0) -> T:
+    """The first truthy result of `check()` (awaited if need be), polled; fails naming `what` after `timeout` s."""
+    with anyio.move_on_after(timeout):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result  # type: ignore[return-value]
+            await anyio.sleep(0.005)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def app_client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for `app` with its lifespan running, as under uvicorn: the snapshot loads and the poller polls."""
+    async with LifespanManager(app) as manager, app_client(manager.app) as client:
+        yield client
+
+
+async def wait_for_price(client: httpx.AsyncClient, symbol: str = "BTC") -> dict[str, Any]:
+    """The coin's JSON once a poll has priced it."""
+
+    async def priced() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/api/v1/prices/{symbol}")).json()
+        return body if body["price"] is not None else None
+
+    return await until(priced, f"a price for {symbol}")
+
+
+class Reply:
+    """A response as raw ASGI messages gave it."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.raw_headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        values = self.headers_named(name)
+        return values[0] if values else None
+
+    def headers_named(self, name: str) -> list[str]:
+        key = name.lower().encode()
+        return [v.decode("latin-1") for k, v in self.raw_headers if k.lower() == key]
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").split(";")[0].strip()
+
+    @property
+    def content(self) -> bytes:
+        """The body, gunzipped if it was sent compressed."""
+        return gzip.decompress(self.body) if self.header("content-encoding") == "gzip" else self.body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+async def asgi_request(
+    app: Any,
+    path: str,
+    query: bytes = b"",
+    *,
+    method: str = "GET",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Reply:
+    """One request straight into the ASGI app, with raw bytes in the path, query and headers exactly as a server
+    would pass them. An event stream is cut after its first chunk (the client leaves), which httpx's
+    ASGITransport cannot do: it waits for the whole body."""
+    messages: list[dict[str, Any]] = []
+    got_body, asked = anyio.Event(), False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await got_body.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body":
+            got_body.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogatepass"),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    with anyio.fail_after(10):
+        await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return Reply(start["status"], list(start.get("headers", [])), body)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -90,8 +241,7 @@ async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
         store = SnapshotStore()
         if snapshot is not None:
             await store.put(snapshot)
-        app = create_app(settings, store=store, clock=clock)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        client = app_client(create_app(settings, store=store, clock=clock))
         client.store = store  # type: ignore[attr-defined]  # lets a test put a new snapshot
         clients.append(client)
         return client
@@ -99,6 +249,21 @@ async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
     yield build
     for client in clients:
         await client.aclose()
+
+
+@dataclass
+class CoinGeckoRoutes:
+    prices: respx.Route
+
+
+@pytest.fixture
+def coingecko(respx_mock: respx.MockRouter) -> CoinGeckoRoutes:
+    """respx's CoinGecko: the 11 default coins at /simple/price, asked in every round. (/coins/markets is side
+    work, half an interval after a round: a test that needs it adds the route, since respx fails a test that
+    leaves a route uncalled.)"""
+    return CoinGeckoRoutes(
+        prices=respx_mock.get(f"{CG}/simple/price").respond(200, json=fixture_json(DEFAULT_COIN_PRICES)),
+    )
 
 
 @pytest.fixture

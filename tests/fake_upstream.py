@@ -1,4 +1,5 @@
-"""A local HTTP server that answers like CoinGecko (under /api/v3) and CoinPaprika (under /v1).
+"""Local HTTP servers for tests: LocalServer, and FakeUpstream on it, which answers like CoinGecko (under
+/api/v3) and CoinPaprika (under /v1).
 
 For end-to-end tests of the real `ticker serve`: each side serves the documented response shapes
 from a dict the test edits, counts its requests, and can be told to fail (status, body, headers)
@@ -10,6 +11,7 @@ those URLs answer 404 as before); `icon_origin` points those URLs at another ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -19,8 +21,8 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Self
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 Reply = tuple[int, bytes, dict[str, str]]
 JSON = {"content-type": "application/json"}
@@ -65,8 +67,52 @@ def icon_png(coin_id: str, size: int = 32) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-class FakeUpstream:
+class LocalServer:
+    """An HTTP server on a free loopback port, serving in a thread while its `with` block runs.
+
+    `respond(target, headers)` answers each GET: the request target (path and query) and the headers
+    (lower-case names) in, (status, body, headers) out. It runs in the server's threads.
+    """
+
+    def __init__(self, respond: Callable[[str, dict[str, str]], Reply]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(respond))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(respond: Callable[[str, dict[str, str]], Reply]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body, headers = respond(self.path, {k.lower(): v for k, v in self.headers.items()})
+            with contextlib.suppress(OSError):  # the client gave up first (a timeout test)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class FakeUpstream(LocalServer):
     def __init__(self, *, serve_icons: bool = False) -> None:
+        super().__init__(lambda target, headers: self._respond(urlsplit(target)))
         self.coingecko = Side()
         self.coinpaprika = Side()
         self.serve_icons = serve_icons
@@ -74,13 +120,6 @@ class FakeUpstream:
         self.icon_origin: str | None = None  # where /coins/markets image URLs point; None: here
         self.price_times: list[float] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def coingecko_url(self) -> str:
@@ -90,15 +129,8 @@ class FakeUpstream:
     def coinpaprika_url(self) -> str:
         return f"{self.origin}/v1"
 
-    def __enter__(self) -> FakeUpstream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _respond(self, path: str, query: dict[str, list[str]]) -> Reply:
+    def _respond(self, url: SplitResult) -> Reply:
+        path, query = url.path, parse_qs(url.query)
         if self.serve_icons and path.startswith("/img/") and path.endswith(".png"):
             with self._lock:
                 self.icon_requests += 1
@@ -170,22 +202,3 @@ class FakeUpstream:
                 return 404, b'{"error":"id not found"}', JSON
             return 200, json.dumps(tick(coin_id)).encode(), JSON
         return 200, json.dumps([tick(i) for i in side.prices]).encode(), JSON
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                status, body, headers = fake._respond(url.path, parse_qs(url.query))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler

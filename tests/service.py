@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -74,11 +76,35 @@ class Service:
         return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def running(config: Path, *extra: str) -> Iterator[Service]:
+    """`ticker serve --config CONFIG EXTRA...` on a fresh port, ready; stopped at the end, with no traceback logged."""
+    service = Service(config, free_port(), *extra)
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+    log = service.log.read_text()
+    assert "Traceback" not in log, log
+
+
+def run_ticker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`ticker ARGS...` as a user runs it, in a new process; its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "ticker", *args], capture_output=True, text=True, timeout=timeout)
+
+
+MARKET = """[market]
+coins = ["BTC", "ETH", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]
+currencies = ["usd", "eur"]"""
+
+
 def write_config(
     tmp_path: Path,
     upstream: FakeUpstream,
     interval: float,
     *,
+    market: str = MARKET,
     providers=("coingecko",),
     poller: str = "",
     cache: str = 'snapshot_path = "state/snapshot.json"',
@@ -87,9 +113,7 @@ def write_config(
     """A config whose providers all point at the fake upstream: no test ever reaches a real API."""
     config = tmp_path / name
     config.write_text(f"""
-[market]
-coins = ["BTC", "ETH", "ARRR", {{ symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }}]
-currencies = ["usd", "eur"]
+{market}
 [poller]
 interval_seconds = {interval}
 timeout_seconds = 1

@@ -8,24 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import anyio
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from tests.conftest import NOW, FakeClock, fixture_json, settings_from
+from tests.conftest import NOW, FakeClock, serving, settings_from, wait_for_price
 from ticker.runtime import create_app
-
-CG = "https://api.coingecko.com/api/v3"
-
-
-async def wait_for_price(client: httpx.AsyncClient, symbol: str = "BTC") -> dict:
-    with anyio.fail_after(3):
-        while True:
-            body = (await client.get(f"/api/v1/prices/{symbol}")).json()
-            if body["price"] is not None:
-                return body
-            await anyio.sleep(0.01)
 
 
 @pytest.fixture
@@ -35,54 +21,41 @@ def settings(tmp_path):
     )
 
 
-async def test_first_poll_at_start_fills_json_and_widget(respx_mock, settings):
-    respx_mock.get(f"{CG}/coins/markets").respond(200, json=fixture_json("coingecko_coins_markets_fixture.json"))
-    prices = respx_mock.get(f"{CG}/simple/price").respond(
-        200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
-    )
-    app = create_app(settings, clock=FakeClock())
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            btc = await wait_for_price(client)
-            assert btc["price"] == 90917.04 and btc["source"] == "coingecko"
-            assert (await client.get("/api/v1/prices/ARRR?currency=eur")).json()["price"] == 0.13068
-            assert "$90,917.04" in (await client.get("/widget")).text
-            assert (await client.get("/readyz")).status_code == 200
-            upstream_before = prices.call_count
-            queries = ["", "?coins=ETH,BTC", "?currency=eur", "?coins=XMR&currency=eur"]
-            for i in range(1000):
-                path = ("/api/v1/prices", "/widget", "/widget/fragment")[i % 3] + queries[i % 4]
-                assert (await client.get(path)).status_code == 200
-            assert prices.call_count == upstream_before == 1  # visitors cost upstream nothing
+async def test_first_poll_at_start_fills_json_and_widget(coingecko, settings):
+    async with serving(create_app(settings, clock=FakeClock())) as client:
+        btc = await wait_for_price(client)
+        assert btc["price"] == 90917.04 and btc["source"] == "coingecko"
+        assert (await client.get("/api/v1/prices/ARRR?currency=eur")).json()["price"] == 0.13068
+        assert "$90,917.04" in (await client.get("/widget")).text
+        assert (await client.get("/readyz")).status_code == 200
+        upstream_before = coingecko.prices.call_count
+        queries = ["", "?coins=ETH,BTC", "?currency=eur", "?coins=XMR&currency=eur"]
+        for i in range(1000):
+            path = ("/api/v1/prices", "/widget", "/widget/fragment")[i % 3] + queries[i % 4]
+            assert (await client.get(path)).status_code == 200
+        assert coingecko.prices.call_count == upstream_before == 1  # visitors cost upstream nothing
 
 
-async def test_restart_during_an_outage_serves_the_saved_prices_at_once(respx_mock, settings):
-    respx_mock.get(f"{CG}/coins/markets").respond(200, json=[])
-    prices = respx_mock.get(f"{CG}/simple/price")
-    prices.respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
-    async with LifespanManager(create_app(settings, clock=FakeClock())) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
-            first = await wait_for_price(client)
+async def test_restart_during_an_outage_serves_the_saved_prices_at_once(coingecko, settings):
+    async with serving(create_app(settings, clock=FakeClock())) as client:
+        first = await wait_for_price(client)
     assert settings.cache.snapshot_path.exists()
 
-    prices.respond(503, text="<html>down</html>")
+    coingecko.prices.respond(503, text="<html>down</html>")
     an_hour_later = FakeClock(NOW + timedelta(hours=1))
-    async with LifespanManager(create_app(settings, clock=an_hour_later)) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
-            again = (await client.get("/api/v1/prices/BTC")).json()  # before any poll could succeed
-            assert again["price"] == first["price"] and again["updated_at"] == first["updated_at"]
-            assert again["stale"] is True  # an hour old, and says so
-            readyz = (await client.get("/readyz")).json()
-            assert readyz["age_seconds"] == 3629.0 and readyz["ready"] is True
-            assert (await client.get("/readyz")).status_code == 200
+    async with serving(create_app(settings, clock=an_hour_later)) as client:
+        again = (await client.get("/api/v1/prices/BTC")).json()  # before any poll could succeed
+        assert again["price"] == first["price"] and again["updated_at"] == first["updated_at"]
+        assert again["stale"] is True  # an hour old, and says so
+        readyz = (await client.get("/readyz")).json()
+        assert readyz["age_seconds"] == 3629.0 and readyz["ready"] is True
+        assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_demo_mode_never_calls_upstream_and_never_persists(respx_mock, settings):
-    async with LifespanManager(create_app(settings, demo=True, clock=FakeClock())) as manager:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
-            btc = await wait_for_price(client)
-            assert btc["source"] == "demo"
-            assert "Demo: simulated prices" in (await client.get("/widget")).text
+    async with serving(create_app(settings, demo=True, clock=FakeClock())) as client:
+        btc = await wait_for_price(client)
+        assert btc["source"] == "demo"
+        assert "Demo: simulated prices" in (await client.get("/widget")).text
     assert not respx_mock.calls
     assert not settings.cache.snapshot_path.exists()

@@ -4,10 +4,8 @@ import re
 
 import pytest
 
-from tests.conftest import fixture_json
+from tests.conftest import CG, fixture_json
 from ticker.cli import main
-
-CG = "https://api.coingecko.com/api/v3"
 
 
 @pytest.fixture
@@ -49,11 +47,7 @@ def test_config_comes_from_ticker_config_when_no_flag(config, monkeypatch, capsy
     assert "missing.toml: cannot read config file" in capsys.readouterr().err
 
 
-def test_fetch_prints_what_each_provider_returned(config, respx_mock, capsys):
-    respx_mock.get(f"{CG}/coins/markets").respond(200, json=[])
-    respx_mock.get(f"{CG}/simple/price").respond(
-        200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json")
-    )
+def test_fetch_prints_what_each_provider_returned(config, coingecko, capsys):
     assert main(["fetch", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "coingecko: 2 prices" in out

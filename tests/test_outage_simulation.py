@@ -12,7 +12,7 @@ from collections import Counter
 
 import httpx
 
-from tests.conftest import FakeClock, fixture_bytes, fixture_json
+from tests.conftest import DEFAULT_COIN_PRICES, FakeClock, fixture_bytes, fixture_json
 from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings, default_settings
 from ticker.models import iso
@@ -24,8 +24,6 @@ from ticker.providers.coinpaprika import CoinPaprika
 from ticker.side_work import SideWork
 from ticker.store import SnapshotStore
 
-CG = "https://api.coingecko.com/api/v3"
-PAPRIKA = "https://api.coinpaprika.com/v1"
 INTERVAL = 60
 OUTAGE = (5 * 60, 65 * 60)  # CoinGecko answers 429 from minute 5 to minute 65
 RETRY_AFTER = 119  # as in the captured 429
@@ -86,7 +84,7 @@ async def test_one_hour_outage_with_429s(respx_mock, capsys):
             logs["coingecko"].append((elapsed, "coins/markets", None))
             return httpx.Response(200, json=fixture_json("coingecko_coins_markets_fixture.json"))
         logs["coingecko"].append((elapsed, "simple/price", None))
-        body = fixture_json("coingecko_simple_price_default_coins.constructed.json")
+        body = fixture_json(DEFAULT_COIN_PRICES)
         stamp = int(clock.now.timestamp())  # CoinGecko's last_updated_at is within a minute of the request
         return httpx.Response(200, json={cid: entry | {"last_updated_at": stamp} for cid, entry in body.items()})
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import signal
 import time
 
+import httpx
+import pytest
+
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import require_redis_server
-from tests.service import Service, free_port, wait_until, write_config
+from tests.service import Service, free_port, running, wait_until, write_config
+
+pytestmark = pytest.mark.e2e
 
 require_redis_server()
 
@@ -31,14 +36,25 @@ def upstream_rate(upstream: FakeUpstream, seconds: float) -> int:
     return upstream.coingecko.requests - before
 
 
+def lease(service: Service) -> str:
+    """Who polls, as this instance's /readyz says: holder, follower or single."""
+    return str(service.get("/readyz").json()["lease"])
+
+
 def leader_of(services: list[Service]) -> Service:
-    holders = [
-        s
-        for s in services
-        if s.log.read_text().count("holds the poller lease") > s.log.read_text().count("lost the poller lease")
-    ]
-    assert len(holders) == 1, [s.log.read_text() for s in services]
-    return holders[0]
+    """The one instance that says "holder", once exactly one does and all the others say "follower"."""
+
+    def sole_holder() -> Service | None:
+        roles = [lease(s) for s in services]
+        if roles.count("holder") == 1 and roles.count("follower") == len(services) - 1:
+            return services[roles.index("holder")]
+        return None
+
+    return wait_until(sole_holder, 2 * INTERVAL, "one holder, the others following")
+
+
+def all_serve_btc_at(services: list[Service], price: float, timeout: float, what: str) -> None:
+    wait_until(lambda: all(s.get("/api/v1/prices/BTC").json()["price"] == price for s in services), timeout, what)
 
 
 def test_three_instances_act_as_one(tmp_path, upstream, redis_server, capsys):
@@ -79,9 +95,10 @@ def test_three_instances_act_as_one(tmp_path, upstream, redis_server, capsys):
         assert figures["takeover after kill (s)"] <= 2 * INTERVAL + 0.5
         new_leader = leader_of(survivors)
 
-        # Redis stops: every instance keeps serving its last copy.
+        # Redis stops: every instance keeps serving its last copy, and none polls (stale_after_seconds is 30).
         redis_server.stop()
         time.sleep(2 * INTERVAL)
+        assert [lease(s) for s in survivors] == ["follower", "follower"]
         served = [s.get("/api/v1/prices") for s in survivors]
         assert all(r.status_code == 200 for r in served)
         assert all(r.json()["coins"][0]["price"] == 90917.04 for r in served)
@@ -91,11 +108,8 @@ def test_three_instances_act_as_one(tmp_path, upstream, redis_server, capsys):
         # Redis is back (empty: no persistence): sharing and single polling resume.
         redis_server.start()
         upstream.coingecko.prices["bitcoin"]["usd"] = (99999.5, 3.0)
-        wait_until(
-            lambda: all(s.get("/api/v1/prices/BTC").json()["price"] == 99999.5 for s in survivors),
-            4 * INTERVAL + 2,
-            "sharing resumed",
-        )
+        all_serve_btc_at(survivors, 99999.5, 4 * INTERVAL + 2, "sharing resumed")
+        leader_of(survivors)
         time.sleep(INTERVAL)
         figures["2 instances after Redis returned, 5 intervals"] = upstream_rate(upstream, 5 * INTERVAL)
         assert figures["2 instances after Redis returned, 5 intervals"] <= figures["1 instance, 5 intervals"] + 1
@@ -114,15 +128,17 @@ def test_three_instances_act_as_one(tmp_path, upstream, redis_server, capsys):
 
 def test_workers_share_one_poller(tmp_path, upstream, redis_server):
     config = shared_config(tmp_path, upstream, redis_server.url, "workers.toml")
-    service = Service(config, free_port(), "--workers", "2")
-    try:
-        service.wait_ready()
+    seen: set[str] = set()
+
+    def both_roles_seen() -> bool:
+        seen.add(httpx.get(f"{service.url}/readyz", timeout=5).json()["lease"])  # a new connection: either worker
+        return seen == {"holder", "follower"}
+
+    with running(config, "--workers", "2") as service:
         time.sleep(2 * INTERVAL)
         assert upstream_rate(upstream, 5 * INTERVAL) <= 5 + 1
         assert service.get("/api/v1/prices/BTC").json()["price"] == 90917.04
-    finally:
-        service.stop()
-    assert service.log.read_text().count("holds the poller lease") == 1
+        wait_until(both_roles_seen, 5, "one worker holding the lease and the other following")
 
 
 def test_redis_fallback_polls_locally_after_stale_after(tmp_path, upstream, redis_server):
@@ -134,14 +150,11 @@ def test_redis_fallback_polls_locally_after_stale_after(tmp_path, upstream, redi
     try:
         for service in services:
             service.wait_ready()
+        leader_of(services)
         redis_server.stop()
         upstream.coingecko.prices["bitcoin"]["usd"] = (88888.0, 1.0)
-        wait_until(
-            lambda: all(s.get("/api/v1/prices/BTC").json()["price"] == 88888.0 for s in services),
-            8,
-            "each instance polling on its own",
-        )
+        all_serve_btc_at(services, 88888.0, 8, "each instance polling on its own")
+        assert [lease(s) for s in services] == ["single", "single"]
     finally:
         for service in services:
             service.stop()
-    assert all("polls on its own" in s.log.read_text() for s in services)

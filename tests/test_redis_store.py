@@ -12,6 +12,8 @@ from ticker.icons import Icon
 from ticker.lease import LEASE_KEY, PollerLease
 from ticker.redis_store import REDIS_FAILURES, RedisHealth, RedisSnapshotStore, redis_cache
 
+pytestmark = pytest.mark.e2e
+
 require_redis_server()
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import anyio
 from redis.asyncio import Redis
@@ -26,6 +27,10 @@ from ticker.redis_store import REDIS_FAILURES, RedisSnapshotStore
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "poller-lease"
+
+# Who polls, as /readyz and /metrics say: the lease holder, a follower of the shared snapshot, or an
+# instance polling alone (memory mode, or Redis mode while Redis is away and `cache.redis_fallback` is on).
+LeaseRole = Literal["holder", "follower", "single"]
 
 
 class PollerLease:
@@ -93,9 +98,11 @@ class SharedPolling:
         self.tick = min(1.0, interval / 4)
 
     @property
-    def role(self) -> str:
-        """holder (polls for everyone), follower, or local (polls on its own while Redis is away)."""
-        return "holder" if self._lease.held else "local" if self._local else "follower"
+    def role(self) -> LeaseRole:
+        """In-process flags only, never a Redis call: /readyz and /metrics read this on every request."""
+        if self._lease.held:
+            return "holder"
+        return "single" if self._local else "follower"
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:

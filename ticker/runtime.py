@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.icons import IconCache
-from ticker.lease import LEASE_KEY, PollerLease, SharedPolling
+from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
 from ticker.logs import setup_logging
 from ticker.models import SavedManners, utcnow
 from ticker.poller import Poller
@@ -67,12 +67,20 @@ def create_app(
     renderer = WidgetRenderer(settings)
     snapshot_path = settings.cache.snapshot_path
     icons = IconCache(snapshot_path.parent / "icons" if snapshot_path and not demo else None)
-    views = Views(settings, store, renderer, icons, clock=clock)
+    polling: SharedPolling | None = None  # set by the lifespan in Redis mode
+
+    def lease_role() -> LeaseRole:
+        if polling is not None:
+            return polling.role
+        return "follower" if isinstance(store, RedisSnapshotStore) else "single"
+
+    views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
     interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal polling
         icons.load()
         loaded = await store.load()
         if loaded is not None:

@@ -13,19 +13,16 @@ TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream
-from tests.service import Service, free_port
+from tests.fake_upstream import FakeUpstream, LocalServer
+from tests.service import Service, running, wait_until, write_config
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -83,33 +80,14 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Service]:
     """`ticker serve` with the default coins, polling the fake every INTERVAL s; ready and with every icon."""
-    directory = tmp_path_factory.mktemp("browser-service")
-    config = directory / "ticker.toml"
-    config.write_text(f"""
-[poller]
-interval_seconds = {INTERVAL}
-timeout_seconds = 1
-providers = ["coingecko"]
-[providers.coingecko]
-base_url = "{upstream.coingecko_url}"
-requests_per_minute = 600
-[cache]
-snapshot_path = "{directory / "state" / "snapshot.json"}"
-""")
-    service = Service(config, free_port())
-    try:
-        service.wait_ready()
-        deadline = time.monotonic() + 15
-        waiting = set(SYMBOLS)
-        while waiting:
-            assert time.monotonic() < deadline, f"icons not downloaded: {sorted(waiting)}: {service.log.read_text()}"
-            waiting = {s for s in waiting if service.get(f"/icons/{s}").headers["content-type"] != "image/png"}
-            time.sleep(0.1)
+    config = write_config(tmp_path_factory.mktemp("browser-service"), upstream, INTERVAL, market="")  # default coins
+    with running(config) as service:
+
+        def icons_missing() -> set[str]:
+            return {s for s in SYMBOLS if service.get(f"/icons/{s}").headers["content-type"] != "image/png"}
+
+        wait_until(lambda: not icons_missing(), 15, "every icon downloaded")
         yield service
-    finally:
-        service.stop()
-    log = service.log.read_text()
-    assert "Traceback" not in log, log
 
 
 HOST_PAGE = """<!doctype html>
@@ -139,29 +117,13 @@ def host_page(service: Service) -> Iterator[HostPage]:
     """A blog page on another loopback origin (another port) that embeds the widget with /embed.js."""
     body = HOST_PAGE.format(service=service.url).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if urlsplit(self.path).path == "/":
-                self.send_response(200)
-                self.send_header("content-type", "text/html; charset=utf-8")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            else:
-                self.send_error(404)
+    def page(target: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        if urlsplit(target).path == "/":
+            return 200, body, {"content-type": "text/html; charset=utf-8"}
+        return 404, b"Not Found", {"content-type": "text/plain"}
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield HostPage(url=f"{origin}/", origin=origin)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LocalServer(page) as server:
+        yield HostPage(url=f"{server.origin}/", origin=server.origin)
 
 
 @pytest.fixture(scope="package")

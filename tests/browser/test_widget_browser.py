@@ -21,6 +21,8 @@ import pytest
 
 from tests.browser.conftest import INTERVAL, SYMBOLS, HostPage, Service, Watched, missing_pieces
 
+pytestmark = pytest.mark.e2e
+
 MISSING = missing_pieces()
 if MISSING:
     REASON = "browser tests need " + "; ".join(MISSING)

@@ -6,14 +6,13 @@ import re
 
 import pytest
 
-from tests.conftest import NOW, quote, settings_from, snapshot_of
-from tests.web.test_views import CONFIG, full_snapshot
+from tests.conftest import FULL_CONFIG, NOW, full_snapshot, quote, settings_from, snapshot_of
 from ticker.models import Snapshot
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return settings_from(tmp_path, CONFIG)
+    return settings_from(tmp_path, FULL_CONFIG)
 
 
 def rows(html: str) -> dict[str, str]:

@@ -10,21 +10,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 import anyio
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import NOW, FakeClock, fixture_json, quote, settings_from, snapshot_of
-from tests.service import Service, free_port, wait_until, write_config
+from tests.conftest import (
+    DEFAULT_COIN_PRICES,
+    NOW,
+    FakeClock,
+    fixture_json,
+    quote,
+    serving,
+    settings_from,
+    snapshot_of,
+    until,
+)
+from tests.service import running, wait_until, write_config
 from ticker.models import ProviderStatus, Snapshot
 from ticker.runtime import create_app
 from ticker.web.metrics import build_registry
 
-CG = "https://api.coingecko.com/api/v3"
 FAMILIES = {
     "ticker_upstream_requests": "counter",
     "ticker_upstream_request_seconds": "histogram",
@@ -35,6 +42,7 @@ FAMILIES = {
     "ticker_coins_unavailable": "gauge",
     "ticker_provider_last_success_timestamp_seconds": "gauge",
     "ticker_provider_up": "gauge",
+    "ticker_lease_holder": "gauge",
 }
 
 
@@ -221,15 +229,6 @@ class Rounds:
         self.receive.close()
 
 
-async def until(check, what: str, timeout: float = 3.0):
-    """The first truthy result of `await check()`, polled; fails naming `what` after `timeout` seconds."""
-    with anyio.move_on_after(timeout):
-        while not (result := await check()):
-            await anyio.sleep(0.005)
-        return result
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def module_counters() -> str:
     """The process-wide upstream counters as they stand (an empty registry of our own reads them)."""
     return generate_latest(build_registry([])).decode()
@@ -243,9 +242,8 @@ def upstream_latencies(text: str) -> float:
     return value(text, "ticker_upstream_request_seconds_count", provider="coingecko")
 
 
-async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, settings):
-    prices = respx_mock.get(f"{CG}/simple/price")
-    prices.respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
+async def test_upstream_counters_move_with_the_upstream_requests(coingecko, settings):
+    prices = coingecko.prices
     clock, rounds = FakeClock(), Rounds()
     last_success = "ticker_provider_last_success_timestamp_seconds"
 
@@ -256,78 +254,76 @@ async def test_upstream_counters_move_with_the_upstream_requests(respx_mock, set
     start = module_counters()
     app = create_app(settings, clock=clock, monotonic=clock.monotonic, sleep=rounds.sleep)
     try:
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with serving(app) as client:
 
-                async def settled(calls: int, *, up: float | None = None) -> str | None:
-                    """The scrape once `calls` requests were sent and counted, and the snapshot says `up`."""
-                    if sent() != calls:
-                        return None
-                    text = (await client.get("/metrics")).text
-                    counted = upstream_latencies(text) - upstream_latencies(start) == calls
-                    landed = up is None or (
-                        "ticker_provider_up{" in text and value(text, "ticker_provider_up", provider="coingecko") == up
-                    )
-                    return text if counted and landed else None
+            async def settled(calls: int, *, up: float | None = None) -> str | None:
+                """The scrape once `calls` requests were sent and counted, and the snapshot says `up`."""
+                if sent() != calls:
+                    return None
+                text = (await client.get("/metrics")).text
+                counted = upstream_latencies(text) - upstream_latencies(start) == calls
+                landed = up is None or (
+                    "ticker_provider_up{" in text and value(text, "ticker_provider_up", provider="coingecko") == up
+                )
+                return text if counted and landed else None
 
-                # The first round at start: /simple/price.
-                text = await until(lambda: settled(1, up=1.0), "the first round")
-                families = parse(text)
-                assert {tuple(sorted(s.labels)) for s in families["ticker_upstream_requests"].samples} == {
-                    ("outcome", "provider")
-                }
-                assert {tuple(sorted(s.labels)) for s in families["ticker_upstream_request_seconds"].samples} >= {
-                    ("le", "provider"),
-                    ("provider",),
-                }
-                assert upstream_count(text, "ok") - upstream_count(start, "ok") == 1
-                assert value(text, "ticker_provider_up", provider="coingecko") == 1.0
-                assert value(text, last_success, provider="coingecko") == NOW.timestamp()
+            # The first round at start: /simple/price (/coins/markets is side work, later).
+            text = await until(lambda: settled(1, up=1.0), "the first round")
+            families = parse(text)
+            assert {tuple(sorted(s.labels)) for s in families["ticker_upstream_requests"].samples} == {
+                ("outcome", "provider")
+            }
+            assert {tuple(sorted(s.labels)) for s in families["ticker_upstream_request_seconds"].samples} >= {
+                ("le", "provider"),
+                ("provider",),
+            }
+            assert upstream_count(text, "ok") - upstream_count(start, "ok") == 1
+            assert value(text, "ticker_provider_up", provider="coingecko") == 1.0
+            assert value(text, last_success, provider="coingecko") == NOW.timestamp()
 
-                for n in range(1, 6):  # five more rounds, one /simple/price each
-                    await rounds.release()
-                    text = await until(lambda n=n: settled(1 + n), f"round {n}")
-                    assert upstream_count(text, "ok") - upstream_count(start, "ok") == sent() == 1 + n
-                assert prices.call_count == 6
-
-                # A failing round: the 5xx outcome moves by one, the ok outcome does not.
-                before = text
-                prices.respond(503, text="<html>down</html>")
+            for n in range(1, 6):  # five more rounds, one /simple/price each
                 await rounds.release()
-                text = await until(lambda: settled(7, up=0.0), "the 503")
-                assert upstream_count(text, "http_5xx") - upstream_count(before, "http_5xx") == 1
-                assert upstream_count(text, "ok") == upstream_count(before, "ok")
-                assert value(text, "ticker_provider_up", provider="coingecko") == 0.0
+                text = await until(lambda n=n: settled(1 + n), f"round {n}")
+                assert upstream_count(text, "ok") - upstream_count(start, "ok") == sent() == 1 + n
+            assert prices.call_count == 6
 
-                # A 429: rate_limited moves; while its Retry-After is in force a round sends (and counts) nothing.
-                clock.advance(3600)  # past any backoff the 503 set
-                before = text
-                prices.respond(429, headers={"retry-after": "120"}, json={"status": {"error_code": 429}})
-                await rounds.release()
-                text = await until(lambda: settled(8), "the 429")
-                assert upstream_count(text, "rate_limited") - upstream_count(before, "rate_limited") == 1
-                await rounds.release()
-                await anyio.sleep(0.05)
-                assert sent() == 8
-                assert upstream_latencies((await client.get("/metrics")).text) == upstream_latencies(text)
+            # A failing round: the 5xx outcome moves by one, the ok outcome does not.
+            before = text
+            prices.respond(503, text="<html>down</html>")
+            await rounds.release()
+            text = await until(lambda: settled(7, up=0.0), "the 503")
+            assert upstream_count(text, "http_5xx") - upstream_count(before, "http_5xx") == 1
+            assert upstream_count(text, "ok") == upstream_count(before, "ok")
+            assert value(text, "ticker_provider_up", provider="coingecko") == 0.0
 
-                # Recovery: ok moves again and the last-success gauge follows the clock.
-                clock.advance(3600)
-                before = text
-                prices.respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
-                await rounds.release()
-                text = await until(lambda: settled(9, up=1.0), "recovery")
-                assert upstream_count(text, "ok") - upstream_count(before, "ok") == 1
-                assert value(text, last_success, provider="coingecko") == clock.now.timestamp()
-                assert value(text, "ticker_provider_up", provider="coingecko") == 1.0
+            # A 429: rate_limited moves; while its Retry-After is in force a round sends (and counts) nothing.
+            clock.advance(3600)  # past any backoff the 503 set
+            before = text
+            prices.respond(429, headers={"retry-after": "120"}, json={"status": {"error_code": 429}})
+            await rounds.release()
+            text = await until(lambda: settled(8), "the 429")
+            assert upstream_count(text, "rate_limited") - upstream_count(before, "rate_limited") == 1
+            await rounds.release()
+            await anyio.sleep(0.05)
+            assert sent() == 8
+            assert upstream_latencies((await client.get("/metrics")).text) == upstream_latencies(text)
+
+            # Recovery: ok moves again and the last-success gauge follows the clock.
+            clock.advance(3600)
+            before = text
+            prices.respond(200, json=fixture_json(DEFAULT_COIN_PRICES))
+            await rounds.release()
+            text = await until(lambda: settled(9, up=1.0), "recovery")
+            assert upstream_count(text, "ok") - upstream_count(before, "ok") == 1
+            assert value(text, last_success, provider="coingecko") == clock.now.timestamp()
+            assert value(text, "ticker_provider_up", provider="coingecko") == 1.0
     finally:
         rounds.close()
 
 
+@pytest.mark.e2e
 def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstream):
     """The real `ticker serve` (1 s rounds): counters start at 0 in its process and track the fake's own count."""
-    service = Service(write_config(tmp_path, upstream, interval=1), free_port())
 
     def scrape_when_quiet() -> tuple[int, str] | None:
         seen = upstream.coingecko.requests
@@ -341,8 +337,7 @@ def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstr
         )
         return (seen, text) if total == seen else None  # equal once the in-flight response is counted
 
-    try:
-        service.wait_ready()
+    with running(write_config(tmp_path, upstream, interval=1)) as service:
         response = service.get("/metrics")
         assert response.status_code == 200 and "server" not in response.headers
         parse(response.text)
@@ -371,5 +366,3 @@ def test_serve_counts_exactly_the_requests_the_fake_upstream_saw(tmp_path, upstr
         assert http_count(text4, "prices", 200) == 4 and http_count(text4, "prices", 400) == 1
         assert http_count(text4, "readyz", 200) >= 1  # wait_ready's polls
         assert http_count(text4, "metrics", 200) >= 4
-    finally:
-        service.stop()

@@ -11,14 +11,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import anyio
 import httpx
 import jsonschema_rs
 import pytest
 import schemathesis
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from tests.conftest import NOW, quote, settings_from
+from tests.conftest import NOW, asgi_request, quote, settings_from
 from ticker import __version__
 from ticker.config import default_settings
 from ticker.models import ProviderStatus, Snapshot
@@ -179,54 +178,15 @@ async def test_the_stream_matches_its_documented_responses(make_client, settings
     assert bad.status_code == 400
     assert_conforms(document, "/api/v1/stream", bad)
     # httpx's ASGITransport waits for the whole body, which a stream never ends: speak ASGI to it directly.
-    start, body = await first_stream_chunk(client._transport.app, "/api/v1/stream", b"coins=BTC,NANO&currency=eur")
-    assert start["status"] == 200
-    media_type = dict(start["headers"])[b"content-type"].decode().split(";")[0]
-    assert response_schema(document, "/api/v1/stream", 200, media_type) == {"type": "string"}
-    event, data = body.decode().split("\n")[:2]
+    reply = await asgi_request(client._transport.app, "/api/v1/stream", b"coins=BTC,NANO&currency=eur")
+    assert reply.status == 200
+    assert response_schema(document, "/api/v1/stream", 200, reply.content_type) == {"type": "string"}
+    event, data = reply.text.split("\n")[:2]
     assert event == "event: prices" and data.startswith("data: ")
     data = data.removeprefix("data: ")
     errors = [str(e) for e in validator(document, "#/components/schemas/Prices").iter_errors(json.loads(data))]
     assert not errors
     assert json.loads(data) == (await client.get("/api/v1/prices?coins=BTC,NANO&currency=eur")).json()
-
-
-async def first_stream_chunk(app, path: str, query: bytes) -> tuple[dict[str, Any], bytes]:
-    """The response start and first body chunk of an event stream; then the client goes away."""
-    messages: list[dict[str, Any]] = []
-    got_data, asked = anyio.Event(), False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await got_data.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-        if message["type"] == "http.response.body" and message.get("body"):
-            got_data.set()
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query,
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    with anyio.fail_after(5):
-        await app(scope, receive, send)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    return start, next(m["body"] for m in messages if m["type"] == "http.response.body" and m.get("body"))
 
 
 async def test_documented_limits_are_the_enforced_ones(make_client, settings):

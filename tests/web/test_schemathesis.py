@@ -28,7 +28,9 @@ from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
 from tests.fake_upstream import FakeUpstream
-from tests.service import Service, free_port, write_config
+from tests.service import Service, running, write_config
+
+pytestmark = pytest.mark.e2e
 
 MAX_EXAMPLES = 50
 STREAM = "/api/v1/stream"
@@ -50,14 +52,8 @@ def service(tmp_path_factory) -> Iterator[Service]:
             "ethereum": {"usd": (3021.5512, -2.3127), "eur": (2795.8, 0.0)},
             "pirate-chain": {"usd": (0.00001234, 12.5), "eur": (0.0000114, 12.4)},
         }
-        running = Service(write_config(tmp_path, upstream, interval=1), free_port())
-        try:
-            running.wait_ready()
-            yield running
-        finally:
-            running.stop()
-        log = running.log.read_text()
-        assert "Traceback" not in log, log
+        with running(write_config(tmp_path, upstream, interval=1)) as service:
+            yield service
 
 
 @pytest.fixture(scope="module")

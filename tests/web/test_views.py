@@ -2,32 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import NOW, quote, settings_from, snapshot_of
-from ticker.models import ProviderStatus, Snapshot
-
-CONFIG = """
-[market]
-coins = ["BTC", "ETH", "ARRR", { symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }, "XNO"]
-currencies = ["usd", "eur"]
-[poller]
-stale_after_seconds = 300
-max_stale_seconds = 86400
-"""
+from tests.conftest import FULL_CONFIG, full_snapshot, quote, settings_from, snapshot_of
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return settings_from(tmp_path, CONFIG)
-
-
-def full_snapshot() -> Snapshot:
-    snap = snapshot_of(
-        quote("BTC", 90917.04, change=1.64, age=29),
-        quote("BTC", 84123.55, currency="eur", change=1.7, age=29),
-        quote("ETH", 3021.5512, change=-2.3127, age=400),  # stale
-        quote("ARRR", 0.00001234, change=12.5, age=90000),  # older than max_stale
-    )
-    return Snapshot(NOW, snap.quotes, {"coingecko": ProviderStatus("ok", NOW)})
+    return settings_from(tmp_path, FULL_CONFIG)
 
 
 async def test_prices_json_follows_the_contract(make_client, settings):
@@ -120,6 +100,7 @@ async def test_readyz_reports_age_stale_and_providers(make_client, settings):
         "providers": {
             "coingecko": {"state": "ok", "last_success": "2026-11-27T18:20:00Z", "last_error": None, "retry_at": None}
         },
+        "lease": "single",  # memory mode: this instance polls for itself alone
     }
 
 

@@ -96,6 +96,7 @@ def build_app(
         tally,
         clock,
         extra=lambda: [(name, code, n) for name, ep in endpoints for code, n in ep.statuses.items()],
+        lease_role=views.lease_role,
     )
     registry = build_registry([collector])
     openapi = json_bytes(openapi_document(settings))

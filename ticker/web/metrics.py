@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.lease import LeaseRole
 from ticker.render.board import build_board
 from ticker.store import SnapshotStore
 from ticker.telemetry import UPSTREAM_REQUESTS, UPSTREAM_SECONDS, UPSTREAM_SKIPPED
@@ -59,12 +60,14 @@ class ServiceCollector(Collector):
         tally: HttpTally,
         clock: Callable[[], datetime],
         extra: Callable[[], Iterable[tuple[str, int, int]]] = lambda: (),
+        lease_role: Callable[[], LeaseRole] = lambda: "single",
     ) -> None:
         self._settings = settings
         self._store = store
         self._tally = tally
         self._clock = clock
         self._extra = extra  # (route, status, count) from endpoints that keep their own counts
+        self._lease_role = lease_role
 
     def collect(self) -> Iterable[Metric]:
         now = self._clock()
@@ -108,6 +111,12 @@ class ServiceCollector(Collector):
             state.add_metric([name], 1.0 if provider.state == "ok" else 0.0)
         yield last
         yield state
+
+        holder = GaugeMetricFamily(
+            "ticker_lease_holder", "1 while this instance holds the poller lease (Redis mode), else 0."
+        )
+        holder.add_metric([], 1.0 if self._lease_role() == "holder" else 0.0)
+        yield holder
 
     def _freshness(self, now: datetime) -> tuple[int, int]:
         market, poller = self._settings.market, self._settings.poller

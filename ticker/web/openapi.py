@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from ticker import __version__
 from ticker.config import Settings
+from ticker.lease import LeaseRole
 from ticker.models import ALIASES
 from ticker.web.query import MAX_COINS
 
@@ -175,7 +176,12 @@ def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
                         "required": ["state", "last_success"],
                     },
                 },
+                "lease": {
+                    "enum": list(get_args(LeaseRole)),
+                    "description": "Who polls: this instance for all (holder), another one (follower), "
+                    "or this one alone (single: memory mode, or Redis away with cache.redis_fallback).",
+                },
             },
-            "required": ["ready", "stale", "age_seconds", "providers"],
+            "required": ["ready", "stale", "age_seconds", "providers", "lease"],
         },
     }

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ticker.config import Settings
 from ticker.icons import IconCache
+from ticker.lease import LeaseRole
 from ticker.models import Coin, canonical_symbol, iso, utcnow
 from ticker.render.board import Board, build_board
 from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
@@ -42,6 +43,7 @@ class Views:
         icons: IconCache,
         *,
         clock: Callable[[], datetime] = utcnow,
+        lease_role: Callable[[], LeaseRole] = lambda: "single",
     ) -> None:
         self._settings = settings
         self._store = store
@@ -57,6 +59,7 @@ class Views:
             )
         }
         self._clock = clock
+        self.lease_role = lease_role  # who polls; /metrics reads it too
 
     def board(self, coins: Sequence[Coin], currency: str, now: datetime, *, with_history: bool = False) -> Board:
         poller = self._settings.poller
@@ -208,6 +211,7 @@ class Views:
             "stale": board.stale,
             "age_seconds": None if newest_age is None else round(newest_age, 3),
             "providers": providers,
+            "lease": self.lease_role(),
         }
         return JSONResponse(body, status_code=200 if ready else 503, headers=PLAIN_HEADERS)
 
