@@ -58,6 +58,11 @@ class FakeSharedStore:
             raise ConnectionError("Connection refused")
         return False
 
+    async def seen_instances(self, instance: str, window: float) -> int:
+        if not self._lease.redis_up:
+            raise ConnectionError("Connection refused")
+        return 2
+
 
 async def test_shared_polling_says_holder_follower_or_single():
     lease = FakeLease()
@@ -89,6 +94,35 @@ async def test_shared_polling_says_holder_follower_or_single():
         lease.wins, lease.held = False, False  # another instance took it
         await until(lambda: polling.role == "follower", "following again")
         tasks.cancel_scope.cancel()
+
+
+async def test_whoever_starts_polling_takes_over_the_manners_and_its_share_of_the_budget():
+    """on_lead runs before the first round of a new holder (share 1) and of an instance polling alone while
+    Redis is away (share: the instances last seen, so together they spend one budget)."""
+    lease = FakeLease()
+    store = FakeSharedStore(lease)
+    leads: list[tuple[str, int]] = []
+    polls: list[str] = []
+
+    async def on_lead(share: int) -> None:
+        leads.append((polling.role, share))
+
+    async def poll_once() -> None:
+        polls.append(polling.role)
+
+    polling = SharedPolling(poll_once, store, lease, interval=0.04, fallback_after=0.2, on_lead=on_lead)  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(polling.run_forever)
+        await until(lambda: polling.instances == 2, "counting the instances alive")
+        lease.wins = True
+        await until(lambda: polls, "the first round as holder")
+        lease.redis_up = False
+        await until(lambda: "single" in polls, "a round of its own")
+        lease.redis_up = True
+        await until(lambda: polls[-1] == "holder", "holding the lease again")
+        tasks.cancel_scope.cancel()
+    assert leads == [("holder", 1), ("single", 2), ("holder", 1)]
+    assert polls.index("single") > 0 and all(role in {"holder", "single"} for role in polls)
 
 
 @pytest.mark.parametrize(("role", "holder"), [("holder", 1.0), ("follower", 0.0), ("single", 0.0)])
