@@ -894,11 +894,17 @@ def test_the_key_goes_out_in_its_header_and_nowhere_else(tmp_path, monkeypatch, 
         logs = [service.log.read_text() for service in services]
         for upstream in upstreams:
             upstream.mode = "ok"
-        outputs = [cli("check-config", str(configs[0])), cli("fetch", "--config", str(configs[0]))]
-        outputs.append(cli("resolve", "BTC", "--config", str(configs[0])))
+        # The service's last round was blocked (401: an hour's hold, saved): `ticker fetch` obeys it. A copy of
+        # the config with a snapshot of its own exercises the command's failure output.
+        held = cli("fetch", "--config", str(configs[0]))
+        own = configs[0].with_name("cli.toml")
+        own.write_text(configs[0].read_text().replace("state/snapshot.json", "cli-state/snapshot.json"))
+        outputs = [cli("check-config", str(own)), cli("fetch", "--config", str(own))]
+        outputs.append(cli("resolve", "BTC", "--config", str(own)))
         for mode in ("http_500", "html_200", "unauthorized"):
             text_upstream.mode = mode
-            outputs.append(cli("fetch", "--config", str(configs[0])))
+            outputs.append(cli("fetch", "--config", str(own)))
+        outputs.append(held)
     saved = [path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*") if path.is_file()]
 
     # The paths we meant to exercise were taken (text log), and the JSON log is JSON.
@@ -922,6 +928,7 @@ def test_the_key_goes_out_in_its_header_and_nowhere_else(tmp_path, monkeypatch, 
     entries = [json.loads(line) for line in json_log.splitlines() if line.strip()]  # every line is JSON
     assert {"DEBUG", "INFO", "WARNING"} <= {entry["level"] for entry in entries}
     assert "coingecko: failed: HTTP 500" in outputs[3] and "HTTP 401: API Key Missing" in outputs[5]
+    assert "coingecko: not asked: held for" in held and "API Key Missing" in held
     assert "coingecko: 4 prices" in outputs[1] and "bitcoin" in outputs[2]
 
     # The key went out in its header on every request to the API, and nowhere else.
