@@ -29,7 +29,7 @@ OUTAGE = (5 * 60, 65 * 60)  # CoinGecko answers 429 from minute 5 to minute 65
 RETRY_AFTER = 119  # as in the captured 429
 MARKETS_429 = (160, 200)  # /coins/markets answers 429 (Retry-After 20) in this window, before the outage
 MARKETS_RETRY_AFTER = 20
-COINBASE_RETRY_AFTER = 600  # ETH-USD's 429 in the first outage round; BTC-USD is priced in the same round
+COINBASE_RETRY_AFTER = 600  # ETH-USD answers its first request with this 429; BTC-USD is priced in that round
 
 
 def paprika_rows() -> list[dict]:
@@ -45,6 +45,19 @@ def paprika_rows() -> list[dict]:
                 | {"id": pid, "symbol": coin.symbol, "quotes": {"USD": template["quotes"]["USD"] | {"price": 1.25}}}
             )
     return rows
+
+
+def hold_lines(name: str, log: list[tuple[float, str, float | None]], most: int = 3) -> list[str]:
+    """'coingecko: 429 on coins/markets at 170.0 s, Retry-After 20 -> next request at 230.0 s (60.0 s later)'."""
+    lines = []
+    for at, what, retry_after in log:
+        if retry_after is not None and len(lines) < most:
+            after = [t for t, _, _ in log if t > at]
+            following = (
+                f"next request at {after[0]:.1f} s ({after[0] - at:.1f} s later)" if after else "no later request"
+            )
+            lines.append(f"{name}: 429 on {what} at {at:.1f} s, Retry-After {retry_after:g} -> {following}")
+    return lines
 
 
 def held_requests(log: list[tuple[float, str, float | None]]) -> list[str]:
@@ -175,6 +188,9 @@ async def test_one_hour_outage_with_429s(respx_mock, capsys):
             f"over 80 minutes { {k: len(v) for k, v in sent.items()} }; holds kept: "
             f"{ {k: sum(ra is not None for _, _, ra in v) for k, v in logs.items()} }"
         )
+        for name, log in logs.items():
+            for line in hold_lines(name, log):
+                print("  " + line)
 
     # The budget is never exceeded in any 60-second window.
     for name, limit in (("coingecko", 5), ("coinpaprika", 10), ("coinbase", 60)):
