@@ -5,6 +5,7 @@ import re
 import pytest
 
 from tests.conftest import CG, fixture_json
+from tests.service import free_port
 from ticker.cli import main
 
 
@@ -94,3 +95,66 @@ def test_resolve_lists_candidates_and_a_config_line(config, respx_mock, capsys):
     assert route.calls.last.request.url.params["symbols"] == "eth"
     assert out.index("ethereum ") < out.index("ethereum-wormhole")
     assert 'config: { symbol = "ETH", ids = { coingecko = "ethereum" } }' in out
+
+
+# -- operator help --------------------------------------------------------------------------------------------
+
+
+def test_check_config_prints_every_error_one_line_each(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[market]\ncurencies = ["usd"]\ncoins = ["BTC", "BTC"]\n[poller]\ninterval_seconds = -5\n')
+    assert main(["check-config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "ticker: config error: market.curencies: unknown key; did you mean market.currencies?",
+        "ticker: config error: market.coins[1]: duplicate coin BTC (already market.coins[0])",
+        "ticker: config error: poller.interval_seconds: expected a number at least 1, got -5.0",
+    ]
+
+
+def test_serve_prints_every_config_error_too(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[widget]\ntheme = "drak"\nlayout = "tickr"\n')
+    assert main(["serve", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ticker: config error: widget.theme: expected one of light, dark, auto, got 'drak'; did you mean 'dark'?",
+        "ticker: config error: widget.layout: expected one of list, compact, ticker, got 'tickr'; "
+        "did you mean 'ticker'?",
+    ]
+
+
+WARNED = """[market]
+coins = ["BTC", { symbol = "SITE", price = 1.5 }]
+currencies = ["usd", "eur"]
+[poller]
+providers = ["kraken"]
+"""
+WARNINGS = [
+    "market.currencies[1]: no configured provider (kraken) quotes in 'eur', so live coins show as unavailable in it; "
+    "coingecko and coinpaprika would: add it to poller.providers",
+    "market.coins[1]: static coin SITE has no price in eur, so it shows as unavailable there; "
+    "give prices = { usd = 1.5, eur = ... }",
+]
+
+
+def test_check_config_prints_warnings_on_stderr_and_exits_0(tmp_path, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text(WARNED)
+    assert main(["check-config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"{path}: OK" in captured.out
+    assert captured.err.splitlines() == [f"warning: {w}" for w in WARNINGS]
+
+
+def test_serve_logs_the_warnings_as_it_starts(tmp_path, capsys, monkeypatch):
+    import ticker.web.server
+
+    started = []
+    monkeypatch.setattr(ticker.web.server, "run", lambda config: started.append(config) or True)
+    path = tmp_path / "ticker.toml"
+    path.write_text(WARNED + '[cache]\nsnapshot_path = ""\n')
+    assert main(["serve", "--config", str(path), "--port", str(free_port())]) == 0
+    assert started
+    warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    assert [line.split(": ", 1)[1] for line in warned] == [f"config: {w}" for w in WARNINGS]

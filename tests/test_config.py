@@ -189,3 +189,171 @@ def test_api_key_comes_from_the_named_environment_variable(tmp_path, monkeypatch
     assert settings.provider("coingecko").api_key() is None
     monkeypatch.setenv("MY_CG_KEY", "secret-123")
     assert settings.provider("coingecko").api_key() == "secret-123"
+
+
+# -- operator help: "did you mean", every error at once, warnings ---------------------------------------------
+
+KNOWN = "(known: coingecko, coinpaprika, kraken, coinbase, binance)"
+ISO = "(use ISO 4217 codes in current use such as usd, eur, or btc, eth, sats)"
+DID_YOU_MEAN = [
+    ('[market]\ncurencies = ["usd"]', "market.curencies: unknown key; did you mean market.currencies?"),
+    ("[pollers]\ninterval_seconds = 60", "pollers: unknown key; did you mean poller?"),
+    (
+        '[market]\ncoins = [{ symbol = "X", prise = 1 }]',
+        "market.coins[0].prise: unknown key; did you mean market.coins[0].price?",
+    ),
+    (
+        '[providers.coingecko]\napi_key = "x"',
+        "providers.coingecko.api_key: unknown key; did you mean providers.coingecko.api_key_env?",
+    ),
+    (
+        "[providers.coingeko]",
+        f"providers.coingeko: unknown provider {KNOWN}; did you mean providers.coingecko?",
+    ),
+    (
+        '[market]\ncoins = [{ symbol = "ETH", ids = { krakn = "ETHUSD" } }]',
+        f"market.coins[0].ids.krakn: unknown provider {KNOWN}; did you mean market.coins[0].ids.kraken?",
+    ),
+    (
+        '[poller]\nproviders = ["coingeko"]',
+        f"poller.providers[0]: unknown provider 'coingeko' {KNOWN}; did you mean 'coingecko'?",
+    ),
+    (
+        '[market]\ncurrencies = ["usd", "eurr"]',
+        f"market.currencies[1]: unknown currency 'eurr' {ISO}; did you mean 'eur'?",
+    ),
+    (
+        '[market]\ncurrencies = ["usd", "satts"]',
+        f"market.currencies[1]: unknown currency 'satts' {ISO}; did you mean 'sats'?",
+    ),
+    (
+        '[market]\ncurrencies = ["usd"]\ncoins = [{ symbol = "X", prices = { usdd = 1 } }]',
+        "market.coins[0].prices.usdd: not a configured currency (market.currencies: usd); did you mean 'usd'?",
+    ),
+    ('[widget]\ntheme = "drak"', "widget.theme: expected one of light, dark, auto, got 'drak'; did you mean 'dark'?"),
+    (
+        '[widget]\nlayout = "tickr"',
+        "widget.layout: expected one of list, compact, ticker, got 'tickr'; did you mean 'ticker'?",
+    ),
+    (
+        '[widget]\nlocale = "de_DEE"',
+        "widget.locale: unknown locale 'de_DEE' (examples: en_US, de_DE, fr_FR, ja_JP); did you mean 'de_DE'?",
+    ),
+    (
+        '[providers.coingecko]\nplan = "demoo"',
+        "providers.coingecko.plan: expected one of demo, pro, got 'demoo'; did you mean 'demo'?",
+    ),
+    ('[server]\nlog_format = "jsn"', "server.log_format: expected one of text, json, got 'jsn'; did you mean 'json'?"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), DID_YOU_MEAN, ids=[m.split(":")[0] for _, m in DID_YOU_MEAN])
+def test_unknown_keys_and_values_name_the_closest_known_one(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, text)
+    assert caught.value.errors == (message,)
+
+
+def test_nothing_close_suggests_nothing(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, '[widget]\ntheme = "pink"\nzzz = 1')
+    assert caught.value.errors == (
+        "widget.theme: expected one of light, dark, auto, got 'pink'",
+        "widget.zzz: unknown key",
+    )
+
+
+def test_every_error_is_reported_at_once_one_line_each(tmp_path):
+    """A bad key does not hide the next one, in the same section or another, nor a bad coin the next coin."""
+    text = """
+[market]
+curencies = ["usd"]
+coins = ["BTC", "NOSUCHCOIN", 5, "BTC", { symbol = "<b>", name = 3 }, "ETH"]
+[poller]
+interval_seconds = 0
+timeout_seconds = "10"
+providers = ["coingecko", "bitstamp"]
+[widget]
+theme = "pink"
+css_file = "missing.css"
+"""
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, text)
+    assert caught.value.errors == (
+        "market.curencies: unknown key; did you mean market.currencies?",
+        "market.coins[1]: unknown symbol 'NOSUCHCOIN'; give its provider ids (ids = { coingecko = \"...\" }) "
+        "or run `ticker resolve NOSUCHCOIN` to find them",
+        "market.coins[2]: expected a table, got 5",
+        "market.coins[3]: duplicate coin BTC (already market.coins[0])",
+        "market.coins[4].symbol: expected a ticker symbol such as BTC, got '<b>'",
+        "poller.interval_seconds: expected a number at least 1, got 0.0",
+        "poller.timeout_seconds: expected a number, got '10'",
+        "poller.providers[1]: unknown provider 'bitstamp' (known: coingecko, coinpaprika, kraken, coinbase, binance)",
+        "widget.theme: expected one of light, dark, auto, got 'pink'",
+        f"widget.css_file: no such file {str(tmp_path / 'missing.css')!r}",
+    )
+    assert str(caught.value) == "\n".join(caught.value.errors)
+
+
+def test_a_bad_provider_list_does_not_make_every_coin_an_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, '[poller]\nproviders = ["krakn"]')
+    assert len(caught.value.errors) == 1 and caught.value.errors[0].startswith("poller.providers[0]: unknown")
+
+
+def test_currencies_are_those_in_current_use(tmp_path):
+    """ISO 4217 codes some territory uses today (CLDR), plus btc, eth and sats: not DEM, HRK or gold."""
+    for code in ("dem", "hrk", "xau", "vef"):
+        with pytest.raises(ConfigError, match=rf"market.currencies\[1\]: unknown currency '{code}'"):
+            settings_from(tmp_path, f'[market]\ncurrencies = ["usd", "{code}"]')
+    settings = settings_from(tmp_path, '[market]\ncurrencies = ["jpy", "KWD", "chf", "pkr", "ves", "sats", "btc"]')
+    assert settings.market.currencies == ("jpy", "kwd", "chf", "pkr", "ves", "sats", "btc")
+
+
+def test_every_provider_says_which_currencies_it_quotes_in():
+    for name, cls in PROVIDERS.items():
+        assert cls.CURRENCIES is None or "usd" in cls.CURRENCIES, name
+    assert PROVIDERS["kraken"].CURRENCIES == PROVIDERS["coinbase"].CURRENCIES == PROVIDERS["binance"].CURRENCIES
+    assert PROVIDERS["kraken"].CURRENCIES == {"usd"}
+    assert {"eur", "jpy", "kwd", "pkr", "sats", "btc", "eth"} <= (PROVIDERS["coingecko"].CURRENCIES or set())
+    assert "afn" not in (PROVIDERS["coingecko"].CURRENCIES or {"afn"})
+
+
+def test_a_currency_no_configured_provider_quotes_in_is_a_warning(tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncoins = ["BTC", "ETH"]\ncurrencies = ["usd", "eur", "afn"]\n[poller]\nproviders = ["kraken"]',
+    )
+    assert settings.market.unserved_currencies == {"eur", "afn"}
+    assert settings.warnings == (
+        "market.currencies[1]: no configured provider (kraken) quotes in 'eur', so live coins show as unavailable "
+        "in it; coingecko and coinpaprika would: add it to poller.providers",
+        "market.currencies[2]: no configured provider (kraken) quotes in 'afn', so live coins show as unavailable "
+        "in it",
+    )
+    served = settings_from(tmp_path, '[market]\ncurrencies = ["usd", "eur", "pkr", "sats"]')
+    assert served.market.unserved_currencies == frozenset() and served.warnings == ()
+    assert default_settings().market.unserved_currencies == frozenset() and default_settings().warnings == ()
+
+
+def test_only_static_coins_need_no_provider_for_a_currency(tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncurrencies = ["usd", "eur"]\ncoins = [{ symbol = "SITE", prices = { usd = 1.5, eur = 1.25 } }]\n'
+        '[poller]\nproviders = ["kraken"]',
+    )
+    assert settings.market.unserved_currencies == frozenset() and settings.warnings == ()
+
+
+def test_a_static_coin_without_a_price_in_a_configured_currency_is_a_warning(tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncurrencies = ["usd", "eur", "jpy"]\n'
+        'coins = ["BTC", { symbol = "OPENVC", price = 0.0042 }, { symbol = "SITE", prices = { usd = 1, jpy = 150 } }]',
+    )
+    assert settings.warnings == (
+        "market.coins[1]: static coin OPENVC has no price in eur, jpy, so it shows as unavailable there; "
+        "give prices = { usd = 0.0042, eur = ..., jpy = ... }",
+        "market.coins[2]: static coin SITE has no price in eur, so it shows as unavailable there; "
+        "give prices = { usd = 1, jpy = 150, eur = ... }",
+    )

@@ -1,6 +1,7 @@
 """The `ticker` command: serve, check-config, fetch, resolve.
 
-A bad config is one line on stderr and exit 2, never a traceback.
+A bad config is one line per error on stderr (every error in the file) and exit 2, never a traceback;
+suspect settings are `warning: …` lines (check-config) or WARNING log lines (serve), and it runs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "resolve":
             return asyncio.run(resolve(settings, args.symbol))
     except ConfigError as err:
-        print(f"ticker: config error: {err}", file=sys.stderr)
+        for line in err.errors:
+            print(f"ticker: config error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -98,6 +100,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError("--workers: demo mode runs in one worker")
     log_format = args.log_format or settings.server.log_format
     setup_logging(log_format)
+    for warning in settings.warnings:
+        logger.warning("config: %s", warning)
     if args.demo:
         logger.warning("demo mode: serving simulated prices, not market data")
     logger.info("ticker %s listening on http://%s:%d", __version__, host, port)
@@ -134,6 +138,8 @@ def check_config(path: str) -> int:
         else:
             rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
     print(_table(rows))
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Errors raised by ticker.
 
 - TickerError: the base; catch it to handle anything ticker raises on purpose.
-    - ConfigError: the config file (or a command-line value) is unusable; the
-      message starts with the key's dotted path and fits on one line.
+    - ConfigError: the config file (or a command-line value) is unusable; each of
+      its `errors` starts with the key's dotted path and fits on one line.
     - ProviderError: an upstream price API failed; nothing else leaves a provider.
     - QueryError: a visitor's query names something not configured; the message
       says what is allowed and is safe to show.
@@ -16,7 +16,11 @@ class TickerError(Exception):
 
 
 class ConfigError(TickerError):
-    """A config problem, reported as one line naming the key."""
+    """Config problems, one line each naming the key: every error found in a file, not only the first."""
+
+    def __init__(self, *errors: str) -> None:
+        super().__init__("\n".join(errors))
+        self.errors: tuple[str, ...] = errors
 
 
 class ProviderError(TickerError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ticker.config.settings import (
     CRYPTO_CURRENCIES,
+    KNOWN_CURRENCIES,
     LAYOUTS,
     LOG_FORMATS,
     THEMES,
@@ -22,11 +23,13 @@ from ticker.config.settings import (
     default_state_dir,
     is_known_currency,
     load_settings,
+    unserved_currencies,
 )
 from ticker.providers.base import ProviderSettings
 
 __all__ = [
     "CRYPTO_CURRENCIES",
+    "KNOWN_CURRENCIES",
     "LAYOUTS",
     "LOG_FORMATS",
     "THEMES",
@@ -43,4 +46,5 @@ __all__ = [
     "default_state_dir",
     "is_known_currency",
     "load_settings",
+    "unserved_currencies",
 ]

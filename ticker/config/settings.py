@@ -1,8 +1,12 @@
 """Settings: one TOML file validated into frozen objects, or the built-in default.
 
 A bad file never starts a half-configured service: `load_settings` raises
-ConfigError whose message starts with the key's dotted path
-(`poller.interval_seconds`, `market.coins[3]`, 0-based) and fits on one line.
+ConfigError carrying every error in the file (`errors`), one line each, each
+starting with the key's dotted path (`poller.interval_seconds`,
+`market.coins[3]`, 0-based) and naming the closest known key or value where
+one is close ("did you mean"). Suspect but valid settings (a currency no
+configured provider quotes in, a static coin without a price in a configured
+currency) load, and are listed in `Settings.warnings`.
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import list_currencies
+from babel.core import get_global
+from babel.localedata import locale_identifiers
+from babel.numbers import get_territory_currencies
 
-from ticker.config._table import Table, describe
+from ticker.config._table import Problems, Table, describe, did_you_mean
 from ticker.exceptions import ConfigError
 from ticker.models import Coin, canonical_symbol
 from ticker.providers import PROVIDERS
@@ -43,14 +50,30 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_PROVIDERS: tuple[str, ...] = tuple(name for name, cls in PROVIDERS.items() if cls.KEYLESS)
 
 
+def _currencies_in_use(today: date) -> frozenset[str]:
+    """ISO 4217 codes that some territory uses as legal tender on `today`, per CLDR (Babel), lower-case."""
+    return frozenset(
+        code.lower()
+        for territory in get_global("territory_currencies")
+        for code in get_territory_currencies(territory, start_date=today, tender=True)
+    )
+
+
+# What market.currencies accepts: currencies in current use (about 150; not DEM, HRK or XAU) and btc, eth, sats.
+KNOWN_CURRENCIES = _currencies_in_use(date.today()) | CRYPTO_CURRENCIES
+
+
 def is_known_currency(code: str) -> bool:
-    return code in CRYPTO_CURRENCIES or (code == code.lower() and code.upper() in list_currencies())
+    return code in KNOWN_CURRENCIES
 
 
 @dataclass(frozen=True)
 class MarketSettings:
     coins: tuple[Coin, ...] = ()
     currencies: tuple[str, ...] = ("usd",)
+    # Configured currencies none of poller.providers quotes in (e.g. "pkr" with only kraken): live coins are
+    # unavailable there for good, which the footer can say. Empty when every coin is static.
+    unserved_currencies: frozenset[str] = frozenset()
 
     @property
     def default_currency(self) -> str:
@@ -117,6 +140,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     widget: WidgetSettings = field(default_factory=WidgetSettings)
     source: Path | None = None  # the file these came from
+    warnings: tuple[str, ...] = ()  # suspect but valid settings, one line each naming the key
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers[name]
@@ -152,74 +176,93 @@ def load_settings(path: str | os.PathLike[str] | None) -> Settings:
 
 
 def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) -> Settings:
+    """Every section is read even after an error, so that ConfigError lists every error in the file."""
     root = Table(data, "")
-    market = _parse_market(Table(root.take("market", dict, {}), "market"))
-    provider_tables = Table(root.take("providers", dict, {}), "providers")
-    for name in provider_tables.data:
-        if name not in PROVIDERS:
-            raise ConfigError(f"providers.{name}: unknown provider (known: {', '.join(PROVIDERS)})")
-    providers = {name: _parse_provider(provider_tables, name) for name in PROVIDERS}
-    poller = _parse_poller(Table(root.take("poller", dict, {}), "poller"))
-    cache = _parse_cache(Table(root.take("cache", dict, {}), "cache"), base_dir)
-    server = _parse_server(Table(root.take("server", dict, {}), "server"))
-    widget = _parse_widget(Table(root.take("widget", dict, {}), "widget"), base_dir)
+    market = _parse_market(root.table("market"))
+    providers = _parse_providers(root.table("providers"))
+    poller = _parse_poller(root.table("poller"))
+    cache = _parse_cache(root.table("cache"), base_dir)
+    server = _parse_server(root.table("server"))
+    widget = _parse_widget(root.table("widget"), base_dir)
     root.finish()
-    _check_coverage(market, poller)
-    return Settings(market, poller, MappingProxyType(providers), cache, server, widget, source)
+    problems = root.problems
+    if not problems.under("poller.providers") and not problems.under("market.coins"):
+        _check_coverage(market, poller, problems)  # else a typo there would make every coin an error too
+    problems.check()
+    market = replace(market, unserved_currencies=unserved_currencies(market, poller))
+    return Settings(
+        market, poller, MappingProxyType(providers), cache, server, widget, source, _warnings(market, poller)
+    )
 
 
 def _parse_market(table: Table) -> MarketSettings:
-    currencies = tuple(c.lower() for c in table.take_strings("currencies", ("usd",)))
-    if not currencies:
-        raise ConfigError("market.currencies: expected at least one currency")
-    for index, code in enumerate(currencies):
-        if not is_known_currency(code):
-            raise ConfigError(
-                f"market.currencies[{index}]: unknown currency {code!r} "
-                "(use ISO 4217 codes such as usd, eur, or btc, eth, sats)"
-            )
-        if code in currencies[:index]:
-            raise ConfigError(f"market.currencies[{index}]: duplicate currency {code!r}")
+    currencies = _parse_currencies(table)
     entries = table.take("coins", list, list(DEFAULT_SYMBOLS))
     table.finish()
     if not entries:
-        raise ConfigError("market.coins: expected at least one coin")
+        table.fail("coins", "expected at least one coin")
     coins: list[Coin] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
-        coin = _parse_coin(entry, f"market.coins[{index}]", currencies)
+        path = f"market.coins[{index}]"
+        coin = _parse_coin(entry, path, currencies, table.problems)
+        if coin is None:
+            continue
         if coin.symbol in seen:
-            raise ConfigError(
-                f"market.coins[{index}]: duplicate coin {coin.symbol} (already market.coins[{seen[coin.symbol]}])"
-            )
+            table.problems.add(f"{path}: duplicate coin {coin.symbol} (already market.coins[{seen[coin.symbol]}])")
+            continue
         seen[coin.symbol] = index
         coins.append(coin)
     return MarketSettings(tuple(coins), currencies)
 
 
-def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...]) -> Coin:
+def _parse_currencies(table: Table) -> tuple[str, ...]:
+    """The valid, distinct currencies, lower-case (bad ones reported); ("usd",) if none is valid."""
+    given = tuple(c.lower() for c in table.take_strings("currencies", ("usd",)))
+    if not given and not table.problems.under("market.currencies"):
+        table.fail("currencies", "expected at least one currency")
+    currencies: list[str] = []
+    for index, code in enumerate(given):
+        path = f"market.currencies[{index}]"
+        if not is_known_currency(code):
+            table.problems.add(
+                f"{path}: unknown currency {code!r} (use ISO 4217 codes in current use such as usd, eur, "
+                f"or btc, eth, sats){did_you_mean(code, sorted(KNOWN_CURRENCIES))}"
+            )
+        elif code in currencies:
+            table.problems.add(f"{path}: duplicate currency {code!r}")
+        else:
+            currencies.append(code)
+    return tuple(currencies) or ("usd",)
+
+
+def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Problems) -> Coin | None:
+    """One entry of market.coins; None when it is not even a coin (reported)."""
     if isinstance(entry, str):
         entry = {"symbol": entry}
-    table = Table(entry, path)
+    table = Table(entry, path, problems)
+    if not table.ok:
+        return None
     raw_symbol = table.take("symbol", str, "")
     if not raw_symbol.strip() or len(raw_symbol) > 20 or not raw_symbol.strip().replace("-", "").isalnum():
-        raise ConfigError(f"{path}.symbol: expected a ticker symbol such as BTC, got {describe(raw_symbol)}")
+        table.fail("symbol", f"expected a ticker symbol such as BTC, got {describe(raw_symbol)}")
+        table.data.clear()  # whatever else it says belongs to no coin
+        return None
     symbol = canonical_symbol(raw_symbol)
     known = lookup(symbol)
-    name = table.take("name", str, known.name if known else symbol).strip() or symbol
-    ids_table = Table(table.take("ids", dict, {}), f"{path}.ids")
+    name = table.take_text("name", known.name if known else symbol) or symbol
     ids = dict(known.ids) if known else {}
+    ids_table = table.table("ids")
     for provider in list(ids_table.data):
         if provider not in PROVIDERS:
-            raise ConfigError(f"{path}.ids.{provider}: unknown provider (known: {', '.join(PROVIDERS)})")
-        value = ids_table.take(provider, str, "").strip()
-        if not value:
-            raise ConfigError(f"{path}.ids.{provider}: expected a non-empty id")
-        ids[provider] = value
+            ids_table.fail(provider, _unknown_provider(provider, key=ids_table.key("")))
+            del ids_table.data[provider]
+        elif value := ids_table.take_text(provider, blank="expected a non-empty id"):
+            ids[provider] = value
     prices = _parse_static_prices(table, path, currencies)
     table.finish()
-    if not prices and not known and not ids:
-        raise ConfigError(
+    if not prices and not known and not ids and not problems.under(path):  # (a bad price is reason enough)
+        problems.add(
             f"{path}: unknown symbol {symbol!r}; give its provider ids "
             f'(ids = {{ coingecko = "..." }}) or run `ticker resolve {symbol}` to find them'
         )
@@ -228,25 +271,42 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...]) -> Coin:
 
 def _parse_static_prices(table: Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:
     prices: dict[str, float] = {}
-    if "price" in table.data:
+    if table.present("price"):
         prices[currencies[0]] = table.take_number("price", 0.0, minimum=0.0, exclusive=True)
-    per_currency = Table(table.take("prices", dict, {}), f"{path}.prices")
+    per_currency = table.table("prices")
     for code in list(per_currency.data):
         if code.lower() not in currencies:
-            raise ConfigError(
-                f"{path}.prices.{code}: not a configured currency (market.currencies: {', '.join(currencies)})"
+            per_currency.fail(
+                code,
+                f"not a configured currency (market.currencies: {', '.join(currencies)})"
+                + did_you_mean(code.lower(), currencies),
             )
+            del per_currency.data[code]
+            continue
         prices[code.lower()] = per_currency.take_number(code, 0.0, minimum=0.0, exclusive=True)
     return prices
 
 
-def _parse_provider(tables: Table, name: str) -> ProviderSettings:
+def _unknown_provider(name: str, *, key: str | None = None) -> str:
+    """The problem with a provider name we do not implement: a value, or a key of the table at `key`."""
+    what = "unknown provider" if key is not None else f"unknown provider {name!r}"
+    return f"{what} (known: {', '.join(PROVIDERS)}){did_you_mean(name, PROVIDERS, key=key)}"
+
+
+def _parse_providers(table: Table) -> dict[str, ProviderSettings]:
+    for name in list(table.data):
+        if name not in PROVIDERS:
+            table.fail(name, _unknown_provider(name, key=table.key("")))
+            del table.data[name]
+    return {name: _parse_provider(table.table(name), name) for name in PROVIDERS}
+
+
+def _parse_provider(table: Table, name: str) -> ProviderSettings:
     cls = PROVIDERS[name]
-    table = Table(tables.take(name, dict, {}), f"providers.{name}")
-    base_url = table.take("base_url", str, "").strip() or None
+    base_url = table.take_text("base_url") or None
     if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"providers.{name}.base_url: expected an http:// or https:// URL, got {describe(base_url)}")
-    api_key_env = table.take("api_key_env", str, "").strip() or None
+        table.fail("base_url", f"expected an http:// or https:// URL, got {describe(base_url)}")
+    api_key_env = table.take_text("api_key_env") or None
     plan = table.take_choice("plan", cls.PLANS, cls.PLANS[0]) if cls.PLANS else None
     per_minute = table.take_number("requests_per_minute", 0.0, minimum=0.0) or None
     per_month = table.take_number("requests_per_month", 0.0, minimum=0.0) or None
@@ -257,35 +317,38 @@ def _parse_provider(tables: Table, name: str) -> ProviderSettings:
 def _parse_poller(table: Table) -> PollerSettings:
     interval = table.take_number("interval_seconds", 60.0, minimum=1.0)
     timeout = table.take_number("timeout_seconds", 10.0, minimum=0.0, exclusive=True)
-    providers = table.take_strings("providers", DEFAULT_PROVIDERS)
-    if not providers:
-        raise ConfigError("poller.providers: expected at least one provider")
-    for index, name in enumerate(providers):
+    given = table.take_strings("providers", DEFAULT_PROVIDERS)
+    if not given and not table.problems.under("poller.providers"):
+        table.fail("providers", "expected at least one provider")
+    providers: list[str] = []
+    for index, name in enumerate(given):
         if name not in PROVIDERS:
-            raise ConfigError(f"poller.providers[{index}]: unknown provider {name!r} (known: {', '.join(PROVIDERS)})")
-        if name in providers[:index]:
-            raise ConfigError(f"poller.providers[{index}]: duplicate provider {name!r}")
+            table.problems.add(f"poller.providers[{index}]: {_unknown_provider(name)}")
+        elif name in providers:
+            table.problems.add(f"poller.providers[{index}]: duplicate provider {name!r}")
+        else:
+            providers.append(name)
     stale_after = table.take_number("stale_after_seconds", 300.0, minimum=0.0, exclusive=True)
     max_stale = table.take_number("max_stale_seconds", 86400.0, minimum=0.0, exclusive=True)
     if max_stale < stale_after:
-        raise ConfigError(
-            f"poller.max_stale_seconds: must be at least poller.stale_after_seconds ({stale_after:g}), "
-            f"got {max_stale:g}"
+        table.fail(
+            "max_stale_seconds",
+            f"must be at least poller.stale_after_seconds ({stale_after:g}), got {max_stale:g}",
         )
     max_jump = table.take_number("max_jump_pct", 50.0, minimum=0.0)
     table.finish()
-    return PollerSettings(interval, timeout, providers, stale_after, max_stale, max_jump)
+    return PollerSettings(interval, timeout, tuple(providers) or DEFAULT_PROVIDERS, stale_after, max_stale, max_jump)
 
 
 def _parse_cache(table: Table, base_dir: Path | None) -> CacheSettings:
     url = table.take("url", str, "memory://")
     if not url.startswith(("memory://", "redis://", "rediss://")):
-        raise ConfigError(f"cache.url: expected memory:// or redis://host:port/db, got {describe(url)}")
-    if url.startswith(("redis://", "rediss://")):
-        _check_redis_url(url)
+        table.fail("url", f"expected memory:// or redis://host:port/db, got {describe(url)}")
+    elif url.startswith(("redis://", "rediss://")) and (problem := _redis_url_problem(url)):
+        table.fail("url", problem)
     namespace = table.take("namespace", str, "ticker")
     if not namespace or not all(ch.isalnum() or ch in "-_.:" for ch in namespace):
-        raise ConfigError(f"cache.namespace: expected letters, digits, - _ . :, got {describe(namespace)}")
+        table.fail("namespace", f"expected letters, digits, - _ . :, got {describe(namespace)}")
     default_path = "ticker-snapshot.json" if base_dir else str(default_state_dir() / "snapshot.json")
     raw_path = table.take("snapshot_path", str, default_path)
     redis_fallback = table.take("redis_fallback", bool, True)
@@ -294,28 +357,29 @@ def _parse_cache(table: Table, base_dir: Path | None) -> CacheSettings:
     return CacheSettings(url, namespace, snapshot_path, redis_fallback)
 
 
-def _check_redis_url(url: str) -> None:
+def _redis_url_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError when out of range
     except ValueError as err:
-        raise ConfigError(f"cache.url: {err} in {describe(url)}") from err
+        return f"{err} in {describe(url)}"
     db = parts.path.lstrip("/")
     if not parts.hostname or (db and not db.isdigit()):
-        raise ConfigError(f"cache.url: expected redis://[:password@]host[:port][/db number], got {describe(url)}")
+        return f"expected redis://[:password@]host[:port][/db number], got {describe(url)}"
+    return None
 
 
 def _parse_server(table: Table) -> ServerSettings:
     host = table.take("host", str, "127.0.0.1")
     port = table.take("port", int, 8000)
     if not 1 <= port <= 65535:
-        raise ConfigError(f"server.port: expected 1 to 65535, got {port}")
+        table.fail("port", f"expected 1 to 65535, got {port}")
     frame_ancestors = _origins(table, "frame_ancestors", allow_self=True)
     cors_origins = _origins(table, "cors_origins", allow_self=False)
     log_format = table.take_choice("log_format", LOG_FORMATS, "text")
-    public_url = table.take("public_url", str, "").strip().rstrip("/")
+    public_url = table.take_text("public_url").rstrip("/")
     if public_url and not public_url.startswith(("http://", "https://")):
-        raise ConfigError(f"server.public_url: expected an http:// or https:// URL, got {describe(public_url)}")
+        table.fail("public_url", f"expected an http:// or https:// URL, got {describe(public_url)}")
     table.finish()
     return ServerSettings(host, port, frame_ancestors, cors_origins, log_format, public_url)
 
@@ -329,7 +393,7 @@ def _origins(table: Table, name: str, *, allow_self: bool) -> tuple[str, ...]:
     for index, value in enumerate(values):
         if value == "*" or (allow_self and value in ("self", "'self'")) or ORIGIN.fullmatch(value):
             continue
-        raise ConfigError(
+        table.problems.add(
             f'server.{name}[{index}]: expected an origin such as https://blog.example or "*", got {describe(value)}'
         )
     return values
@@ -340,7 +404,8 @@ def _parse_widget(table: Table, base_dir: Path | None) -> WidgetSettings:
     raw_locale = table.take("locale", str, "en_US")
     locale = canonical_locale(raw_locale)
     if locale is None:
-        raise ConfigError(f"widget.locale: unknown locale {raw_locale!r} (examples: en_US, de_DE, fr_FR, ja_JP)")
+        close = did_you_mean(raw_locale, sorted(VISITOR_LOCALES)) or did_you_mean(raw_locale, locale_identifiers())
+        table.fail("locale", f"unknown locale {raw_locale!r} (examples: en_US, de_DE, fr_FR, ja_JP){close}")
     theme = table.take_choice("theme", THEMES, "auto")
     layout = table.take_choice("layout", LAYOUTS, "list")
     transparent = table.take("transparent", bool, False)
@@ -349,8 +414,8 @@ def _parse_widget(table: Table, base_dir: Path | None) -> WidgetSettings:
     table.finish()
     css_file = _resolve_path(css, base_dir) if css else None
     if css_file is not None and not css_file.is_file():
-        raise ConfigError(f"widget.css_file: no such file {str(css_file)!r}")
-    return WidgetSettings(title, locale, theme, layout, transparent, css_file, sparkline)
+        table.fail("css_file", f"no such file {str(css_file)!r}")
+    return WidgetSettings(title, locale or "en_US", theme, layout, transparent, css_file, sparkline)
 
 
 def canonical_locale(name: str) -> str | None:
@@ -370,13 +435,50 @@ def _resolve_path(raw: str, base_dir: Path | None) -> Path:
     return base_dir / path
 
 
-def _check_coverage(market: MarketSettings, poller: PollerSettings) -> None:
+def _check_coverage(market: MarketSettings, poller: PollerSettings, problems: Problems) -> None:
     """Every live coin needs an id at one of the configured providers at least."""
     for index, coin in enumerate(market.coins):
         if coin.is_static or any(name in coin.ids for name in poller.providers):
             continue
-        raise ConfigError(
+        problems.add(
             f"market.coins[{index}]: {coin.symbol} has no id for the configured providers "
             f'({", ".join(poller.providers)}); add ids = {{ {poller.providers[0]} = "..." }} '
             f"or run `ticker resolve {coin.symbol}`"
         )
+
+
+def serves(provider: str, currency: str) -> bool:
+    """Whether the provider quotes in this currency (a provider with `CURRENCIES = None` is taken to)."""
+    currencies = PROVIDERS[provider].CURRENCIES
+    return currencies is None or currency in currencies
+
+
+def unserved_currencies(market: MarketSettings, poller: PollerSettings) -> frozenset[str]:
+    """Configured currencies no configured provider quotes in: live coins are unavailable there."""
+    if not market.live_coins:
+        return frozenset()
+    return frozenset(c for c in market.currencies if not any(serves(p, c) for p in poller.providers))
+
+
+def _warnings(market: MarketSettings, poller: PollerSettings) -> tuple[str, ...]:
+    """Suspect but valid settings, one line each: the service starts, but some prices will never show."""
+    warnings = []
+    for index, currency in enumerate(market.currencies):
+        if currency not in market.unserved_currencies:
+            continue
+        others = [name for name in PROVIDERS if name not in poller.providers and serves(name, currency)]
+        fix = f"; {' and '.join(others)} would: add it to poller.providers" if others else ""
+        warnings.append(
+            f"market.currencies[{index}]: no configured provider ({', '.join(poller.providers)}) quotes in "
+            f"{currency!r}, so live coins show as unavailable in it{fix}"
+        )
+    for index, coin in enumerate(market.coins):
+        missing = [c for c in market.currencies if coin.is_static and c not in coin.prices]
+        if missing:
+            given = ", ".join(f"{c} = {p:g}" for c, p in coin.prices.items())
+            wanted = ", ".join(f"{c} = ..." for c in missing)
+            warnings.append(
+                f"market.coins[{index}]: static coin {coin.symbol} has no price in {', '.join(missing)}, so it "
+                f"shows as unavailable there; give prices = {{ {given}, {wanted} }}"
+            )
+    return tuple(warnings)

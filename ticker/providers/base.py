@@ -53,6 +53,9 @@ class ProviderClass(Protocol):
 
     RATE_LIMIT_HOLD: float  # seconds to hold after a 429 that carries no Retry-After
     REQUEST_SPACING: float  # seconds between request starts, where the upstream asks for pacing
+    # The currencies (ours, lower-case) it quotes in; None: many, see the provider's docs. Config warns about a
+    # market currency none of poller.providers quotes in (and the footer says why those rows are unavailable).
+    CURRENCIES: frozenset[str] | None
 
     def __call__(self, session: UpstreamSession, settings: ProviderSettings) -> Provider: ...
 
@@ -65,6 +68,7 @@ class UpstreamProvider:
     KEYLESS: ClassVar[bool] = True
     PLANS: ClassVar[tuple[str, ...]] = ("public",)
     BASE_URLS: ClassVar[dict[str, str]]  # plan -> default base URL
+    CURRENCIES: ClassVar[frozenset[str] | None]  # the currencies it quotes in (None: many); every provider sets it
     RATE_LIMIT_HOLD: ClassVar[float] = 60.0
     REQUEST_SPACING: ClassVar[float] = 0.0
 

@@ -53,6 +53,7 @@ class Binance(UpstreamProvider):
     """Keyless public market data; only USDT pairs, reported as usd."""
 
     BASE_URLS: ClassVar[dict[str, str]] = {"public": BASE_URL}
+    CURRENCIES: ClassVar[frozenset[str] | None] = frozenset({CURRENCY})  # USDT pairs, reported as usd
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:

@@ -50,6 +50,7 @@ class Coinbase(UpstreamProvider):
     """Keyless; one `/stats` request per product, priced in the product's quote currency (USD for `X-USD`)."""
 
     BASE_URLS: ClassVar[dict[str, str]] = {"public": BASE_URL}
+    CURRENCIES: ClassVar[frozenset[str] | None] = frozenset({"usd"})  # the id table's products are all X-USD
     RATE_LIMIT_HOLD: ClassVar[float] = 10.0  # its 429 carries no Retry-After; its token bucket refills in 1.5 s
     REQUEST_SPACING: ClassVar[float] = REQUEST_SPACING
 

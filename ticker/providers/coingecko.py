@@ -29,6 +29,14 @@ BASE_URLS = {"demo": "https://api.coingecko.com/api/v3", "pro": "https://pro-api
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
 METADATA_REFRESH_SECONDS = 24 * 3600.0  # icons and sparkline seeds change slowly
 MARKETS_PAGE = 250  # /coins/markets per_page maximum
+# /simple/supported_vs_currencies, the `vs_currencies` CoinGecko quotes in: its fiat list as documented at
+# docs.coingecko.com/docs/fiat-currencies-support, plus the answer's crypto and metal codes as public clients
+# copy it (2024). Of these, market.currencies accepts the ISO 4217 codes in current use and btc, eth, sats.
+VS_CURRENCIES = frozenset(
+    "btc eth ltc bch bnb eos xrp xlm link dot yfi usd aed ars aud bdt bhd bmd brl cad chf clp cny czk dkk eur "
+    "gbp gel hkd huf idr ils inr jpy krw kwd lkr mmk mxn myr ngn nok nzd php pkr pln rub sar sek sgd thb try "
+    "twd uah vef vnd zar xdr xag xau bits sats".split()
+)
 
 
 class CoinGecko(UpstreamProvider):
@@ -36,6 +44,7 @@ class CoinGecko(UpstreamProvider):
 
     PLANS: ClassVar[tuple[str, ...]] = ("demo", "pro")
     BASE_URLS: ClassVar[dict[str, str]] = BASE_URLS
+    CURRENCIES: ClassVar[frozenset[str] | None] = VS_CURRENCIES
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:

@@ -46,6 +46,7 @@ class CoinPaprika(UpstreamProvider):
 
     PLANS: ClassVar[tuple[str, ...]] = ("free", "pro")
     BASE_URLS: ClassVar[dict[str, str]] = BASE_URLS
+    CURRENCIES: ClassVar[frozenset[str] | None] = frozenset(QUOTE_CODES)  # its documented `quotes` list
 
     @staticmethod
     def default_limits(settings: ProviderSettings) -> tuple[float, float | None]:

@@ -76,6 +76,7 @@ class Kraken(UpstreamProvider):
     """Keyless: public market data takes no key, so there is one plan."""
 
     BASE_URLS: ClassVar[dict[str, str]] = {"public": BASE_URL}
+    CURRENCIES: ClassVar[frozenset[str] | None] = frozenset({CURRENCY})  # USD pairs only
     RATE_LIMIT_HOLD: ClassVar[float] = RATE_LIMIT_RETRY_SECONDS
     REQUEST_SPACING: ClassVar[float] = PROBE_SPACING_SECONDS
 
