@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 
 from tests.conftest import CG, fixture_json
-from tests.service import free_port
+from tests.service import free_port, run_ticker, write_config
 from ticker.cli import main
 
 
@@ -158,3 +159,35 @@ def test_serve_logs_the_warnings_as_it_starts(tmp_path, capsys, monkeypatch):
     assert started
     warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
     assert [line.split(": ", 1)[1] for line in warned] == [f"config: {w}" for w in WARNINGS]
+
+
+@pytest.fixture
+def taken_port():
+    """A loopback port another server is listening on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_serve_on_a_port_in_use_is_one_line_that_suggests_port(config, taken_port, capsys):
+    assert main(["serve", "--config", str(config), "--port", str(taken_port)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"ticker: 127.0.0.1:{taken_port} is already in use (another ticker or server?); "
+        "choose a free port with --port\n"
+    )
+
+
+@pytest.mark.e2e
+def test_serve_on_a_port_in_use_ends_at_once_with_one_line(tmp_path, upstream, taken_port):
+    """The real command: no "listening on", no uvicorn [Errno 98], no upstream round, a non-zero exit."""
+    config = write_config(tmp_path, upstream, 1)
+    result = run_ticker("serve", "--config", str(config), "--port", str(taken_port), timeout=30)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"ticker: 127.0.0.1:{taken_port} is already in use (another ticker or server?); choose a free port with --port"
+    ]
+    assert upstream.coingecko.requests == 0

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -99,6 +101,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         if args.demo:
             raise ConfigError("--workers: demo mode runs in one worker")
     log_format = args.log_format or settings.server.log_format
+    problem = _cannot_listen(host, port)
+    if problem:
+        print(f"ticker: {problem}", file=sys.stderr)
+        return 3
     setup_logging(log_format)
     for warning in settings.warnings:
         logger.warning("config: %s", warning)
@@ -122,6 +128,30 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     else:
         config = uvicorn.Config(create_app(settings, demo=args.demo), **options)
     return 0 if run(config) else 3  # uvicorn's exit status for a server that failed to start
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (one line that says what to do), or None if it can.
+
+    Checked before anything starts: uvicorn would run the app's startup (a first upstream round) and then
+    log a bare `[Errno 98]` after "listening on …". A probe socket that is closed at once leaves a tiny
+    window in which another process may take the port; uvicorn's own error covers that.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if err.errno == errno.EADDRINUSE:
+                return f"{where} is already in use (another ticker or server?); choose a free port with --port"
+            if err.errno == errno.EACCES:
+                return f"no permission to listen on {where} (ports below 1024 need privileges); use --port 8000"
+            if isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL:
+                return f"cannot listen on {where}: no such local address; use --host 127.0.0.1 or 0.0.0.0"
+            return f"cannot listen on {where} ({err.strerror or err}); try another --host or --port"
+    return None
 
 
 def check_config(path: str) -> int:
