@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
+import httpx
 import pytest
 
 from tests.conftest import CG, fixture_json
-from tests.service import free_port, run_ticker, write_config
+from tests.service import Service, free_port, run_ticker, wait_until, write_config
 from ticker.cli import main
 
 
@@ -191,3 +193,75 @@ def test_serve_on_a_port_in_use_ends_at_once_with_one_line(tmp_path, upstream, t
         f"ticker: 127.0.0.1:{taken_port} is already in use (another ticker or server?); choose a free port with --port"
     ]
     assert upstream.coingecko.requests == 0
+
+
+def _no_such_host(request: httpx.Request) -> httpx.Response:
+    """What httpx raises when DNS has no answer (offline): a ConnectError caused by socket.gaierror."""
+    try:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    except socket.gaierror as err:
+        raise httpx.ConnectError("[Errno -2] Name or service not known", request=request) from err
+
+
+def test_fetch_offline_names_each_host_once_and_suggests_demo(tmp_path, respx_mock, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[market]\ncoins = ["BTC", "ETH"]\n[poller]\nproviders = ["coingecko", "kraken"]\n[cache]\nsnapshot_path = ""\n'
+    )
+    respx_mock.route(host="api.coingecko.com").mock(side_effect=_no_such_host)
+    respx_mock.route(host="api.kraken.com").mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    assert main(["fetch", "--config", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "coingecko: failed: cannot reach api.coingecko.com (name not found)",
+        "kraken: failed: cannot reach api.kraken.com (connection refused)",
+        "no provider could be reached: check the network (DNS, firewall, proxy), or try `ticker serve --demo`",
+    ]
+
+
+def test_fetch_suggests_nothing_about_the_network_when_a_host_answered(tmp_path, respx_mock, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[market]\ncoins = ["BTC"]\n[poller]\nproviders = ["coingecko", "kraken"]\n[cache]\nsnapshot_path = ""\n'
+    )
+    respx_mock.route(host="api.coingecko.com").mock(side_effect=_no_such_host)
+    respx_mock.route(host="api.kraken.com").respond(500)
+    assert main(["fetch", "--config", str(path)]) == 1
+    assert "--demo" not in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_service_offline_names_each_host_once_and_suggests_demo(tmp_path):
+    """Every request fails to connect: the log names each unreachable host once and suggests --demo once."""
+    dead = [free_port(), free_port()]  # nothing listens there: connection refused
+    config = tmp_path / "ticker.toml"
+    config.write_text(f"""
+[market]
+coins = ["BTC"]
+[poller]
+interval_seconds = 1
+timeout_seconds = 1
+providers = ["coingecko", "coinpaprika"]
+[providers.coingecko]
+base_url = "http://127.0.0.1:{dead[0]}/api/v3"
+requests_per_minute = 600
+[providers.coinpaprika]
+base_url = "http://127.0.0.1:{dead[1]}/v1"
+requests_per_minute = 600
+requests_per_month = 100000000
+[cache]
+snapshot_path = ""
+""")
+    service = Service(config, free_port())
+    try:
+        wait_until(lambda: "or try `ticker serve --demo`" in service.log.read_text(), 15, "the offline hint")
+        time.sleep(3)  # more rounds, all failing: nothing new is logged
+    finally:
+        service.stop()
+    lines = service.log.read_text().splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    warned = [line for line in lines if " WARNING " in line or " ERROR " in line]
+    for port in dead:  # (side work's metadata retry, an INFO line an hour, may repeat the reason)
+        named = [line for line in warned if f"127.0.0.1:{port}" in line]
+        assert len(named) == 1 and f"cannot reach 127.0.0.1:{port} (connection refused)" in named[0], lines
+    hints = [line for line in lines if "--demo" in line]
+    assert len(hints) == 1 and " WARNING " in hints[0] and "check the network" in hints[0], lines

@@ -25,6 +25,7 @@ from ticker.logs import setup_logging
 from ticker.models import Quote, iso
 from ticker.providers import Provider
 from ticker.providers.demo import DemoSource
+from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.render.formatting import format_change, format_price
 from ticker.runtime import build_providers
 from ticker.store import SnapshotStore
@@ -179,6 +180,7 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
     coins = settings.market.live_coins
     currencies = settings.market.currencies
     answered = False
+    failures: list[ProviderError] = []
     rows = [["coin", "currency", "price", "24h change", "updated", "source"]]
     async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
         providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
@@ -188,6 +190,7 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
                 quotes = await provider.fetch([c for c in coins if provider.supports(c)], currencies)
             except ProviderError as err:
                 print(f"{provider.name}: {'not asked' if err.held else 'failed'}: {err.message}")
+                failures.append(err)
                 continue
             answered = answered or bool(quotes)
             got = {(q.symbol, q.currency) for q in quotes}
@@ -196,7 +199,15 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
             print(f"{provider.name}: {len(quotes)} prices" + (f"; none for {', '.join(lacking)}" if lacking else ""))
     if len(rows) > 1:
         print(_table(rows))
+    if not answered and offline(failures):
+        print(OFFLINE_HINT)
     return 0 if answered else 1
+
+
+def offline(failures: Sequence[ProviderError]) -> bool:
+    """Whether these failures look like no network: every request that was sent failed to connect."""
+    sent = [err for err in failures if not (err.held or err.over_budget)]
+    return bool(sent) and all(unreachable_host(err.message) for err in sent)
 
 
 async def _obey_saved_holds(settings: Settings, providers: list[Provider]) -> None:

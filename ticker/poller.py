@@ -33,6 +33,7 @@ from ticker.history import record
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.providers import Provider
 from ticker.providers.manners import Manners
+from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.store import SnapshotStore
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Poller:
                 session.reserve = session.budget.reserve_for(per_round, interval)
         self._sources: dict[str, str] = {}
         self._missing_logged: frozenset[str] = frozenset()
+        self._offline_logged = False
         self.rounds = 0
 
     def manners(self, name: str) -> Manners:
@@ -144,6 +146,7 @@ class Poller:
                 accepted.append(quote)
         self._log_sources(quotes, wanted - missing)
         self._log_missing(missing)
+        self._log_offline()
         statuses = {name: manners.status() for name, manners in self._manners.items()}
         snapshot = Snapshot(
             now,
@@ -226,6 +229,14 @@ class Poller:
         else:
             logger.info("fresh prices for every coin again")
         self._missing_logged = symbols
+
+    def _log_offline(self) -> None:
+        """Once per outage, when every provider asked failed to connect (each named its host as it failed)."""
+        asked = [m for m in self._manners.values() if m.asked]
+        offline = bool(asked) and all(m.failures and unreachable_host(m.last_error or "") for m in asked)
+        if offline and not self._offline_logged:
+            logger.warning(OFFLINE_HINT)
+        self._offline_logged = offline
 
 
 def next_start(due: float, interval: float, now: float) -> float:

@@ -18,7 +18,7 @@ def transport_failures(truncated_body: bytes) -> list:
         pytest.param(httpx.ConnectTimeout("timed out"), "timed out (ConnectTimeout)", None, None, id="timeout"),
         pytest.param(
             httpx.ConnectError("[Errno 111] Connection refused"),
-            "request failed (ConnectError",
+            "cannot reach",
             None,
             None,
             id="refused",

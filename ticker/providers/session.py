@@ -17,9 +17,12 @@ Providers are left to build a request and parse a body.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -163,6 +166,9 @@ class UpstreamSession:
         except httpx.TimeoutException as err:
             record_upstream(self.name, "timeout", time.perf_counter() - started)
             raise ProviderError(self.name, f"timed out ({type(err).__name__})") from err
+        except httpx.ConnectError as err:  # offline, DNS, firewall: say which host, so the operator can check
+            record_upstream(self.name, "error", time.perf_counter() - started)
+            raise ProviderError(self.name, f"{UNREACHABLE} {_host(url)} ({_why_unreachable(err)})") from err
         except httpx.HTTPError as err:
             record_upstream(self.name, "error", time.perf_counter() - started)
             raise ProviderError(self.name, f"request failed ({type(err).__name__}: {_short(str(err))})") from err
@@ -303,6 +309,45 @@ def _error_code(content: bytes) -> int | None:
         return None
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+UNREACHABLE = "cannot reach"  # starts the message of a failed connection: "cannot reach HOST (REASON)"
+OFFLINE_HINT = "no provider could be reached: check the network (DNS, firewall, proxy), or try `ticker serve --demo`"
+_UNREACHABLE_HOST = re.compile(UNREACHABLE + r" (\S+) \(")
+
+
+def unreachable_host(message: str) -> str | None:
+    """The host a ProviderError message says could not be reached (providers may prefix it), else None."""
+    found = _UNREACHABLE_HOST.search(message)
+    return found.group(1) if found else None
+
+
+def _host(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port}" if parsed.port is not None else parsed.host
+
+
+def _why_unreachable(err: BaseException) -> str:
+    """A few words on why a connection failed: the OS error under httpx's, else its text."""
+    cause: BaseException | None = err
+    seen: set[int] = set()  # a re-raised exception can make the chain a cycle
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return "name lookup failed" if cause.errno == socket.EAI_AGAIN else "name not found"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable" if cause.errno == errno.ENETUNREACH else "host unreachable"
+        cause = cause.__cause__ or cause.__context__
+    text = str(err).lower()
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "name not found"
+    if "name resolution" in text:
+        return "name lookup failed"
+    if "refused" in text:
+        return "connection refused"
+    return _short(str(err)) or type(err).__name__
 
 
 def _find_message(body: Any) -> str | None:
