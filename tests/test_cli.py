@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import CG, fixture_json
+from tests.conftest import CG, fixture_bytes, fixture_json
 from tests.service import Service, free_port, run_ticker, wait_until, write_config
 from ticker.cli import main
 
@@ -229,6 +229,35 @@ def test_fetch_suggests_nothing_about_the_network_when_a_host_answered(tmp_path,
     assert "--demo" not in capsys.readouterr().out
 
 
+def test_fetch_says_how_to_set_a_coingecko_key_when_it_wants_one(config, respx_mock, capsys):
+    respx_mock.get(f"{CG}/simple/price").respond(401, content=fixture_bytes("coingecko_error_10002.constructed.json"))
+    assert main(["fetch", "--config", str(config)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "coingecko: failed: HTTP 401: API Key Missing; CoinGecko wants an API key: get a free demo key at "
+        'coingecko.com/en/api, set providers.coingecko.api_key_env = "COINGECKO_API_KEY" and the environment '
+        "variable COINGECKO_API_KEY to the key"
+    ]
+
+
+def test_a_refused_key_of_the_wrong_kind_is_named_without_the_key(tmp_path, respx_mock, capsys, monkeypatch):
+    monkeypatch.setenv("MY_CG_KEY", "CG-secret-demo-key")
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[market]\ncoins = ["BTC"]\n[poller]\nproviders = ["coingecko"]\n[cache]\nsnapshot_path = ""\n'
+        '[providers.coingecko]\nplan = "pro"\napi_key_env = "MY_CG_KEY"\n'
+    )
+    body = fixture_bytes("coingecko_error_10011.constructed.json")  # sent with HTTP 400, not 401
+    respx_mock.get("https://pro-api.coingecko.com/api/v3/simple/price").respond(400, content=body)
+    assert main(["fetch", "--config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("coingecko: failed: HTTP 400: If you are using Demo API key, please change your root URL")
+    assert out.endswith(
+        "; CoinGecko refused the key in $MY_CG_KEY: check it, and that it is a pro key "
+        '(providers.coingecko.plan = "pro")\n'
+    )
+    assert "CG-secret-demo-key" not in out
+
+
 @pytest.mark.e2e
 def test_service_offline_names_each_host_once_and_suggests_demo(tmp_path):
     """Every request fails to connect: the log names each unreachable host once and suggests --demo once."""
@@ -265,3 +294,26 @@ snapshot_path = ""
         assert len(named) == 1 and f"cannot reach 127.0.0.1:{port} (connection refused)" in named[0], lines
     hints = [line for line in lines if "--demo" in line]
     assert len(hints) == 1 and " WARNING " in hints[0] and "check the network" in hints[0], lines
+
+
+@pytest.mark.e2e
+def test_service_log_says_once_how_to_set_a_coingecko_key(tmp_path, upstream):
+    upstream.coingecko.fail_with(
+        401, fixture_bytes("coingecko_error_10002.constructed.json"), {"content-type": "application/json"}
+    )
+    config = write_config(tmp_path, upstream, 1, market='[market]\ncoins = ["BTC"]')
+    service = Service(config, free_port())
+    try:
+        wait_until(lambda: upstream.coingecko.requests >= 1, 15, "a request to CoinGecko")
+        time.sleep(2.5)  # more rounds: CoinGecko stays held (401: an hour), nothing new is logged
+    finally:
+        service.stop()
+    lines = service.log.read_text().splitlines()
+    hints = [line for line in lines if "api_key_env" in line]
+    assert len(hints) == 1, lines
+    assert " WARNING " in hints[0] and "HTTP 401: API Key Missing" in hints[0]
+    assert (
+        'set providers.coingecko.api_key_env = "COINGECKO_API_KEY" and the environment variable COINGECKO_API_KEY'
+        in hints[0]
+    )
+    assert upstream.coingecko.requests == 1

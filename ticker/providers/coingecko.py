@@ -63,6 +63,7 @@ class CoinGecko(UpstreamProvider):
         key = settings.api_key()
         if key:
             self._headers[KEY_HEADERS[self._plan]] = key
+        session.key_hint = key_hint(settings, self._plan)
         self._icons: dict[str, str] = {}
         self._sparklines: dict[str, tuple[float, ...]] = {}  # handed out once, with the next quotes
 
@@ -186,6 +187,20 @@ class CoinGecko(UpstreamProvider):
             if isinstance(row, dict) and isinstance(row.get("id"), str)
         ]
         return sorted(found, key=lambda c: -(c.market_cap or 0.0))
+
+
+def key_hint(settings: ProviderSettings, plan: str) -> str:
+    """One line for the log when CoinGecko refuses to answer without a (valid) key; never the key itself."""
+    if settings.api_key_env and settings.api_key():
+        return (
+            f"CoinGecko refused the key in ${settings.api_key_env}: check it, and that it is a {plan} key "
+            f'(providers.coingecko.plan = "{plan}")'
+        )
+    env = settings.api_key_env or "COINGECKO_API_KEY"
+    return (
+        f"CoinGecko wants an API key: get a free demo key at coingecko.com/en/api, set "
+        f'providers.coingecko.api_key_env = "{env}" and the environment variable {env} to the key'
+    )
 
 
 def _sparkline(value: Any) -> tuple[float, ...]:

@@ -98,6 +98,9 @@ class UpstreamSession:
         self.quarantine = Quarantine(monotonic)
         self.reserve: tuple[int, ...] = ()  # budget left to price rounds: per window, requests side work may not use
         self.deadline: float | None = None  # monotonic: no request starts after it, none runs past it
+        # How to set this upstream's API key, added to a refused-key answer (401/403, KEY_ERROR_CODES): the
+        # provider sets it, since only it knows its config keys and where a free key comes from.
+        self.key_hint: str | None = None
         self._client = client
         self._max_bytes = max_bytes
         self._spacing = spacing  # seconds between request starts, where the upstream asks for pacing
@@ -175,13 +178,15 @@ class UpstreamSession:
         elapsed = time.perf_counter() - started
         record_upstream(self.name, outcome_of(response.status_code), elapsed)
         if response.status_code != 200:
+            code = _error_code(content)
+            hint = f"; {self.key_hint}" if self.key_hint and _key_refused(response.status_code, code) else ""
             raise self._failed(
                 ProviderError(
                     self.name,
-                    _redact(f"HTTP {response.status_code}{_detail(content)}", headers),
+                    _redact(f"HTTP {response.status_code}{_detail(content)}", headers) + hint,
                     status=response.status_code,
                     retry_after=retry_after_seconds(response.headers.get("retry-after")),
-                    code=_error_code(content),
+                    code=code,
                 )
             )
         return response.status_code, response.headers, content
@@ -202,6 +207,8 @@ class UpstreamSession:
         if wait > 0:
             UPSTREAM_SKIPPED.labels(self.name).inc()
             reason = self.manners.hold_reason if self.manners.held_seconds() > 0 else "backing off after failures"
+            if reason and self.key_hint:  # said once, as the hold began; not again with every refused request
+                reason = reason.replace(f"; {self.key_hint}", "")
             raise ProviderError(self.name, f"held for {wait:.0f} s more ({reason})", retry_after=wait, held=True)
 
     def _admit(self, side: bool) -> None:
@@ -302,13 +309,35 @@ def _detail(content: bytes) -> str:
 
 
 def _error_code(content: bytes) -> int | None:
-    """A numeric `code` in a JSON error body ({"code": -1121, "msg": ...}), if there is one."""
+    """A numeric error code in a JSON error body, if there is one.
+
+    Binance: `{"code": -1121, "msg": ...}`; CoinGecko: `{"status": {"error_code": 10002, ...}}`, or
+    `error_code` beside `status` (its 400 for a key sent to the wrong host).
+    """
     try:
         body = json.loads(content)
     except ValueError:
         return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, int) and not isinstance(code, bool) else None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("status")
+    for code in (
+        body.get("code"),
+        body.get("error_code"),
+        status.get("error_code") if isinstance(status, dict) else None,
+    ):
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
+
+
+# A key missing, refused or of the wrong kind: CoinGecko's 10002 (missing), 10010 and 10011 (a pro key on the
+# demo host, or the reverse), docs.coingecko.com/docs/errors-and-rate-limits. They may come with HTTP 400.
+KEY_ERROR_CODES = frozenset({10002, 10010, 10011})
+
+
+def _key_refused(status: int, code: int | None) -> bool:
+    return status in (401, 403) or code in KEY_ERROR_CODES
 
 
 UNREACHABLE = "cannot reach"  # starts the message of a failed connection: "cannot reach HOST (REASON)"
