@@ -357,3 +357,18 @@ def test_a_static_coin_without_a_price_in_a_configured_currency_is_a_warning(tmp
         "market.coins[2]: static coin SITE has no price in eur, so it shows as unavailable there; "
         "give prices = { usd = 1, jpy = 150, eur = ... }",
     )
+
+
+def test_a_coin_without_an_id_is_named_by_its_place_in_the_file_beside_other_errors(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(
+            tmp_path,
+            '[market]\ncoins = [5, "BTC", "NEO", { symbol = "X", prices = { gbp = 1 } }]\n'
+            '[poller]\nproviders = ["kraken"]',
+        )
+    assert caught.value.errors == (
+        "market.coins[0]: expected a table, got 5",
+        "market.coins[3].prices.gbp: not a configured currency (market.currencies: usd)",
+        'market.coins[2]: NEO has no id for the configured providers (kraken); add ids = { kraken = "..." } '
+        "or run `ticker resolve NEO`",
+    )

@@ -178,7 +178,7 @@ def load_settings(path: str | os.PathLike[str] | None) -> Settings:
 def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) -> Settings:
     """Every section is read even after an error, so that ConfigError lists every error in the file."""
     root = Table(data, "")
-    market = _parse_market(root.table("market"))
+    market, positions = _parse_market(root.table("market"))
     providers = _parse_providers(root.table("providers"))
     poller = _parse_poller(root.table("poller"))
     cache = _parse_cache(root.table("cache"), base_dir)
@@ -186,8 +186,8 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     widget = _parse_widget(root.table("widget"), base_dir)
     root.finish()
     problems = root.problems
-    if not problems.under("poller.providers") and not problems.under("market.coins"):
-        _check_coverage(market, poller, problems)  # else a typo there would make every coin an error too
+    if not problems.under("poller.providers"):  # else a typo there would make every coin an error too
+        _check_coverage(market, poller, positions, problems)
     problems.check()
     market = replace(market, unserved_currencies=unserved_currencies(market, poller))
     return Settings(
@@ -195,7 +195,8 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     )
 
 
-def _parse_market(table: Table) -> MarketSettings:
+def _parse_market(table: Table) -> tuple[MarketSettings, dict[str, int]]:
+    """The market, and each coin's index in market.coins as written (bad entries are left out of the market)."""
     currencies = _parse_currencies(table)
     entries = table.take("coins", list, list(DEFAULT_SYMBOLS))
     table.finish()
@@ -213,7 +214,7 @@ def _parse_market(table: Table) -> MarketSettings:
             continue
         seen[coin.symbol] = index
         coins.append(coin)
-    return MarketSettings(tuple(coins), currencies)
+    return MarketSettings(tuple(coins), currencies), seen
 
 
 def _parse_currencies(table: Table) -> tuple[str, ...]:
@@ -435,11 +436,16 @@ def _resolve_path(raw: str, base_dir: Path | None) -> Path:
     return base_dir / path
 
 
-def _check_coverage(market: MarketSettings, poller: PollerSettings, problems: Problems) -> None:
-    """Every live coin needs an id at one of the configured providers at least."""
-    for index, coin in enumerate(market.coins):
+def _check_coverage(
+    market: MarketSettings, poller: PollerSettings, positions: Mapping[str, int], problems: Problems
+) -> None:
+    """Every live coin needs an id at one of the configured providers at least (coins with errors aside)."""
+    for coin in market.coins:
+        index = positions[coin.symbol]
         if coin.is_static or any(name in coin.ids for name in poller.providers):
             continue
+        if problems.under(f"market.coins[{index}]"):
+            continue  # its own error says enough (a bad price is not a missing id)
         problems.add(
             f"market.coins[{index}]: {coin.symbol} has no id for the configured providers "
             f'({", ".join(poller.providers)}); add ids = {{ {poller.providers[0]} = "..." }} '
