@@ -220,7 +220,7 @@ async def test_landing_page_previews_every_layout_and_theme_and_shows_snippets(m
         for theme in ("light", "dark"):
             assert f'data-layout="{layout}" data-theme="{theme}"' in html
     assert "&lt;script src=&#34;http://testserver/embed.js&#34; data-coins=&#34;BTC,ETH&#34;" in html
-    assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;theme=auto&#34;" in html
+    assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;amp;theme=auto&#34;" in html
 
 
 # --- what the widget shows is right and safe (issue 11) ---

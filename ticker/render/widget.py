@@ -13,7 +13,9 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -132,9 +134,14 @@ class WidgetRenderer:
 
     def landing(self, base: str) -> str:
         """The page at /: every layout and theme previewed, and the snippets to paste."""
-        script = f'<script src="{base}/embed.js" data-coins="BTC,ETH" data-theme="auto" async></script>'
+        # Snippets are HTML the operator pastes elsewhere: every attribute value escaped, so any title pastes.
+        coins = ",".join(self._coins[:2])
+        widget_url = f"{base}/widget?" + urlencode({"coins": coins, "theme": "auto"}, safe=",")
+        script = (
+            f'<script src="{_attr(base + "/embed.js")}" data-coins="{_attr(coins)}" data-theme="auto" async></script>'
+        )
         iframe = (
-            f'<iframe src="{base}/widget?coins=BTC,ETH&theme=auto" title="{self._title}" width="320" height="200" '
+            f'<iframe src="{_attr(widget_url)}" title="{_attr(self._title)}" width="320" height="200" '
             'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>'
         )
         return self._env.get_template("index.html").render(
@@ -246,3 +253,7 @@ def clock_time(moment: datetime, now: datetime) -> str:
         return f"{moment:%H:%M} UTC"
     return f"{moment:%b %d %H:%M} UTC"
 
+
+def _attr(value: str) -> str:
+    """A value for a double-quoted HTML attribute in a snippet we show for pasting."""
+    return escape(value, quote=True)
