@@ -343,7 +343,7 @@ LAYOUT_OPTIONS = st.builds(
 any_number = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e26, 1e308, 5e-324, -0.0, 0.0])
 
 
-@hypothesis_settings(max_examples=150, deadline=None)
+@hypothesis_settings(max_examples=400, deadline=None)
 @given(
     price=any_number | st.none(),
     change=any_number | st.none(),
