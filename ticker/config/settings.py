@@ -51,6 +51,7 @@ def is_known_currency(code: str) -> bool:
 class MarketSettings:
     coins: tuple[Coin, ...] = ()
     currencies: tuple[str, ...] = ("usd",)
+    unserved_currencies: frozenset[str] = frozenset()  # configured currencies no configured provider serves
 
     @property
     def default_currency(self) -> str:
