@@ -22,7 +22,7 @@ from ticker.logs import setup_logging
 from ticker.models import Quote, iso
 from ticker.providers import Provider
 from ticker.providers.demo import DemoSource
-from ticker.render.formatting import format_change, format_price
+from ticker.render.formatting import change_direction, format_change, format_price
 from ticker.runtime import build_providers
 from ticker.store import SnapshotStore
 
@@ -175,13 +175,12 @@ async def _obey_saved_holds(settings: Settings, providers: list[Provider]) -> No
 
 
 def _quote_row(quote: Quote, locale: str) -> list[str]:
-    change = quote.change_24h_pct
-    sign = "" if change is None else ("+" if change >= 0 else "-")
+    sign = {"up": "+", "down": "-"}.get(change_direction(quote.change_24h_pct), "")  # never "-0.00%"
     return [
         quote.symbol,
         quote.currency,
         format_price(quote.price, quote.currency, locale),
-        sign + format_change(change, locale),
+        sign + format_change(quote.change_24h_pct, locale),
         iso(quote.updated_at) or "-",
         quote.source,
     ]

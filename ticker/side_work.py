@@ -100,4 +100,3 @@ class SideWork:
             logger.info("%s: metadata refresh not done (%s); trying again in %.0f s", source.name, err.message, wait)
             return
         self._due[source.name] = now + source.metadata_every
-
