@@ -105,6 +105,7 @@ def create_app(
                 monotonic=monotonic,
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
+                stale_after=settings.poller.stale_after_seconds,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
