@@ -90,7 +90,7 @@ def create_app(
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
             sharing = store if isinstance(store, RedisSnapshotStore) else None
             providers: list[Provider] = (
-                [DemoSource()]
+                [DemoSource(settings.market.coins)]
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
