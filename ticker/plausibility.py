@@ -105,6 +105,8 @@ class Gate:
                     extra={"once": (quote.source, quote.symbol, quote.currency, "change")},
                 )
             change = None
+        elif change is not None:
+            change = float(change)
         updated = quote.updated_at if quote.updated_at is not None and quote.updated_at <= now else now
         return replace(quote, price=float(quote.price), change_24h_pct=change, updated_at=updated)
 
