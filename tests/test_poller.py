@@ -410,7 +410,9 @@ async def test_a_jump_is_held_until_the_same_provider_confirms_it_next_round(clo
         confirmed = await poller.run_once()
     assert confirmed.quote("BTC", "usd").price == 157.0
     assert confirmed.quote("BTC", "usd").updated_at == NOW + timedelta(seconds=120)
-    assert "BTC/usd: holding 100 (alpha): alpha says 160, a 60% move (max_jump_pct 50)" in caplog.text
+    assert (
+        "BTC/usd jumped 60% (alpha says 160; max_jump_pct 50): holding the last good price 100 (alpha)" in caplog.text
+    )
     assert "BTC/usd: new price 157 (alpha) confirmed by alpha a round later; accepted" in caplog.text
 
 
@@ -449,7 +451,7 @@ async def test_a_held_jump_is_logged_once_not_every_round(clock, caplog):
             alpha.prices["BTC"] = price
             clock.advance(60)
             assert (await poller.run_once()).quote("BTC", "usd").price == 100.0
-    assert caplog.text.count("holding") == 1
+    assert caplog.text.count("jumped") == 1
     assert "no fresh price" not in caplog.text
 
 

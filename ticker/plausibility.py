@@ -171,16 +171,16 @@ class Gate:
                 return accepted
         if not held:
             logger.warning(
-                "%s/%s: holding %.8g (%s): %s says %.8g, a %.0f%% move (max_jump_pct %g); "
-                "waiting for a second source or the next round to confirm it",
+                "%s/%s jumped %.0f%% (%s says %.8g; max_jump_pct %g): holding the last good price %.8g (%s) "
+                "until a second source or the next round confirms it",
                 quote.symbol,
                 quote.currency,
-                last_good.price,
-                last_good.source,
+                jump,
                 quote.source,
                 quote.price,
-                jump,
                 limit,
+                last_good.price,
+                last_good.source,
                 extra={"once": (quote.symbol, quote.currency, "held")},
             )
         held[quote.source] = _Candidate(quote, self._round)

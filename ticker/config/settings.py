@@ -68,7 +68,7 @@ class PollerSettings:
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     stale_after_seconds: float = 300.0
     max_stale_seconds: float = 86400.0
-    max_jump_pct: float = 50.0  # a move larger than this in one round is logged; 0 turns the check off
+    max_jump_pct: float = 50.0  # a larger move from a fresh price is held until confirmed (plausibility.py); 0: off
 
 
 @dataclass(frozen=True)
