@@ -157,3 +157,17 @@ def test_no_limit_means_no_hold():
     for g in (gate(max_jump_pct=None), gate(max_jump_pct=0.0)):
         g.begin_round([last])
         assert g.admit(q("BTC", "usd", 1_000.0), last, NOW) is not None
+
+
+def test_a_held_jump_is_confirmed_only_by_the_next_round_not_a_later_one():
+    g = gate()
+    last = q("BTC", "usd", 100.0)
+    g.begin_round([last])
+    assert g.admit(q("BTC", "usd", 300.0), last, NOW) is None
+    g.begin_round([last])  # alpha sends nothing this round: the hold stays
+    assert g.holding() == {("BTC", "usd")}
+    g.begin_round([last])  # two rounds on, that quote no longer confirms anything
+    assert g.holding() == frozenset()
+    assert g.admit(q("BTC", "usd", 300.0), last, NOW) is None
+    g.begin_round([last])
+    assert g.admit(q("BTC", "usd", 301.0), last, NOW) is not None

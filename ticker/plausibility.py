@@ -10,7 +10,7 @@ The poller (and anything else that writes quotes) passes each quote through one 
    (the price stays). A time in the future becomes the fetch time.
 2. `admit`, the rule about the quote against the last good one: a price that moves more than
    `max_jump_pct` from a last good price that is still fresh is held (the last good price stays
-   and ages) until a second provider's quote in the same round, or a quote of a later round,
+   and ages) until a second provider's quote in the same round, or a quote of the next round,
    lies within 5 % of it. A coin's own `max_jump_pct` overrides the global one; 0 turns it off.
 
 A rejection or the start of a hold is one WARNING (once a day per coin and kind, through logs.py's
@@ -66,10 +66,19 @@ class Gate:
         self._round = 0
 
     def begin_round(self, known: Iterable[Quote]) -> None:
-        """Start a round: quotes held in an earlier one now confirm or are confirmed as "next round"."""
+        """Start a round with the last known quotes (BTC's and ETH's convert btc, eth and sats).
+
+        Quotes held in the previous round may now be confirmed by this round's; older ones expire.
+        """
         self._round += 1
         for quote in known:
             self._learn(quote)
+        for pair, held in list(self._held.items()):
+            recent = {source: c for source, c in held.items() if c.round >= self._round - 1}
+            if recent:
+                self._held[pair] = recent
+            else:
+                del self._held[pair]
 
     # -- rule 1: the quote alone --------------------------------------------------------------
 
