@@ -145,7 +145,7 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
     answered = False
     rows = [["coin", "currency", "price", "24h change", "updated", "source"]]
     async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
-        providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
+        providers: list[Provider] = [DemoSource(settings.market.coins)] if demo else build_providers(settings, client)
         await _obey_saved_holds(settings, providers)
         for provider in providers:
             try:
