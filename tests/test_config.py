@@ -199,6 +199,10 @@ DID_YOU_MEAN = [
     ('[market]\ncurencies = ["usd"]', "market.curencies: unknown key; did you mean market.currencies?"),
     ("[pollers]\ninterval_seconds = 60", "pollers: unknown key; did you mean poller?"),
     (
+        '[market]\ncoins = [{ symbol = "BTC", max_jump = 5 }]',
+        "market.coins[0].max_jump: unknown key; did you mean market.coins[0].max_jump_pct?",
+    ),
+    (
         '[market]\ncoins = [{ symbol = "X", prise = 1 }]',
         "market.coins[0].prise: unknown key; did you mean market.coins[0].price?",
     ),

@@ -24,7 +24,7 @@ def test_serve_shows_the_upstream_prices_and_follows_them(tmp_path, upstream):
         assert body["stale"] is False
         assert service.get("/api/v1/prices/btc?currency=eur").json()["price"] == 84123.55
         widget = service.get("/widget").text
-        assert "$90,917.04" in widget and "$0.00001234" in widget and "▲ 1.64%" in widget
+        assert "$90,917.04" in widget and "$0.0₄1234" in widget and "$0.00001234" in widget and "▲ 1.64%" in widget
 
         upstream.coingecko.prices["bitcoin"]["usd"] = (91000.5, 1.7)
         changed_at = time.monotonic()

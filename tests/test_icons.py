@@ -124,6 +124,12 @@ def test_monogram_is_a_stable_escaped_svg():
     assert "<b>" not in monogram_svg("<b>").decode()
 
 
+def test_monogram_shows_up_to_five_characters():
+    """Tether reads USDT, not USD; a longer symbol is visibly cut (its size is checked in tests/browser/)."""
+    assert ">USDT</text>" in monogram_svg("USDT").decode() and ">WAVES</text>" in monogram_svg("WAVES").decode()
+    assert ">ABCD…</text>" in monogram_svg("ABCDEFGHIJKLMNOPQRST").decode()
+
+
 @pytest.mark.parametrize("symbol", ["../x", "a b", ""])
 async def test_odd_symbols_are_never_fetched(symbol):
     source = Source()

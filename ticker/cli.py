@@ -26,7 +26,7 @@ from ticker.models import Quote, iso
 from ticker.providers import Provider
 from ticker.providers.demo import DemoSource
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
-from ticker.render.formatting import format_change, format_price
+from ticker.render.formatting import change_direction, format_change, format_price
 from ticker.runtime import build_providers
 from ticker.store import SnapshotStore
 
@@ -183,7 +183,7 @@ async def fetch(settings: Settings, *, demo: bool = False) -> int:
     failures: list[ProviderError] = []
     rows = [["coin", "currency", "price", "24h change", "updated", "source"]]
     async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
-        providers: list[Provider] = [DemoSource()] if demo else build_providers(settings, client)
+        providers: list[Provider] = [DemoSource(settings.market.coins)] if demo else build_providers(settings, client)
         await _obey_saved_holds(settings, providers)
         for provider in providers:
             try:
@@ -222,13 +222,12 @@ async def _obey_saved_holds(settings: Settings, providers: list[Provider]) -> No
 
 
 def _quote_row(quote: Quote, locale: str) -> list[str]:
-    change = quote.change_24h_pct
-    sign = "" if change is None else ("+" if change >= 0 else "-")
+    sign = {"up": "+", "down": "-"}.get(change_direction(quote.change_24h_pct), "")  # never "-0.00%"
     return [
         quote.symbol,
         quote.currency,
         format_price(quote.price, quote.currency, locale),
-        sign + format_change(change, locale),
+        sign + format_change(quote.change_24h_pct, locale),
         iso(quote.updated_at) or "-",
         quote.source,
     ]

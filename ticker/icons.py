@@ -190,14 +190,30 @@ def _sniff(body: bytes) -> str | None:
     return None
 
 
+MONOGRAM_CHARS = 5  # a longer symbol shows its first four characters and "…"
+# Advance widths in em of bold sans-serif characters (about Helvetica Bold's; others default to CAPITAL_EM):
+# the monogram's text is condensed to fit its circle by this estimate, whichever sans-serif font draws it.
+CAPITAL_EM = 0.72
+ADVANCE_EM = {"I": 0.28, "J": 0.56, "M": 0.83, "W": 0.94, "…": 1.0} | dict.fromkeys("0123456789", 0.56)
+TEXT_ROOM = 30.0  # units of the 32-unit circle: its chord at the height of 13-unit capitals, less a margin
+
+
 def monogram_svg(symbol: str) -> bytes:
-    """A round badge with up to three letters, its colour derived from the symbol (stable across runs)."""
+    """A round badge with the symbol, its colour derived from the symbol (stable across runs).
+
+    Drawn on a 32-unit square that the widget shows at 24 px: up to MONOGRAM_CHARS characters, at a font
+    size of 16 units for one character down to 13 for three to five (about 10 px on screen), condensed with SVG
+    `textLength` when wider than TEXT_ROOM rather than cut: Tether reads "USDT", not "USD".
+    """
     hue = int(hashlib.sha256(symbol.encode()).hexdigest()[:4], 16) % 360
-    text = escape(symbol[:3])
-    size = 13 if len(symbol) <= 2 else 10
+    label = symbol if len(symbol) <= MONOGRAM_CHARS else symbol[: MONOGRAM_CHARS - 1] + "…"
+    size = {1: 16, 2: 15}.get(len(label), 13)
+    width = min(TEXT_ROOM, size * sum(ADVANCE_EM.get(char, CAPITAL_EM) for char in label))
+    baseline = 16 + 0.36 * size  # capitals centred: their height is about 0.72 em
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" role="img">'
         f'<circle cx="16" cy="16" r="16" fill="hsl({hue},55%,42%)"/>'
-        f'<text x="16" y="20.5" font-family="sans-serif" font-size="{size}" '
-        f'font-weight="700" fill="#fff" text-anchor="middle">{text}</text></svg>'
+        f'<text x="16" y="{baseline:.2f}" font-family="sans-serif" font-size="{size}" font-weight="700" '
+        f'fill="#fff" text-anchor="middle" textLength="{width:.2f}" lengthAdjust="spacingAndGlyphs">'
+        f"{escape(label)}</text></svg>"
     ).encode()

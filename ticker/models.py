@@ -41,6 +41,7 @@ class Coin:
     name: str
     ids: Mapping[str, str] = field(default_factory=frozen_map)
     prices: Mapping[str, float] = field(default_factory=frozen_map)
+    max_jump_pct: float | None = None  # this coin's jump limit in percent (0: off); None: poller.max_jump_pct
 
     @property
     def is_static(self) -> bool:

@@ -3,7 +3,11 @@
 One round asks the providers in failover order for every coin and currency
 still missing, merges what came back over the last snapshot (so a failed
 coin keeps its last good quote and ages honestly), and puts the result in
-the store. Providers that asked us to wait, or keep failing, are skipped
+the store. Every quote passes the plausibility gate (plausibility.py) first:
+a rejected or held quote leaves its coin missing, so the next provider is
+asked for it in the same round. A quote already older than `stale_after`
+when it arrives counts as missing too; it is used only if no provider has a
+newer one, and never replaces a newer quote we hold. Providers that asked us to wait, or keep failing, are skipped
 (providers/manners.py); their coins come from the next provider meanwhile.
 State changes (failure, recovery, failover) are logged once, never once per
 round.
@@ -22,7 +26,6 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
@@ -31,6 +34,7 @@ import anyio
 from ticker.exceptions import ProviderError
 from ticker.history import record
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
+from ticker.plausibility import Gate
 from ticker.providers import Provider
 from ticker.providers.manners import Manners
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
@@ -55,6 +59,7 @@ class Poller:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_jump_pct: float | None = 50.0,
+        stale_after: float | None = 300.0,
         random_fraction: Callable[[], float] = random.random,
     ) -> None:
         self._providers = list(providers)
@@ -66,7 +71,8 @@ class Poller:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        self._max_jump_pct = max_jump_pct
+        self._stale_after = stale_after
+        self._gate = Gate(self._coins, max_jump_pct=max_jump_pct, stale_after=stale_after)
         self._manners: dict[str, Manners] = {}
         for provider in self._providers:
             session = provider.session
@@ -120,7 +126,9 @@ class Poller:
         previous = self._store.current
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}
         quotes = {pair: quote for pair, quote in (previous.quotes.items() if previous else ()) if pair in wanted}
+        self._gate.begin_round(quotes.values())
         missing = set(wanted)
+        late: dict[Pair, Quote] = {}  # stale on arrival: kept only if no provider has a newer quote
         accepted: list[Quote] = []
         for provider in self._providers:
             manners = self._manners[provider.name]
@@ -135,17 +143,35 @@ class Poller:
             got = await self._fetch(provider, manners, coins, currencies)
             if got is None:
                 continue
-            for quote in _valid(got, missing, now):
+            asked = [q for q in got if (q.symbol, q.currency) in missing]
+            for quote in self._gate.screen(asked, now):
                 pair = (quote.symbol, quote.currency)
+                if pair not in missing:
+                    continue  # the same pair twice in one answer: the first one counts
+                if self._arrived_stale(quote, now):
+                    if pair not in late or _newer(quote, late[pair]):
+                        late[pair] = quote
+                    continue  # counts as missing: the next provider is asked
                 held = quotes.get(pair)
-                missing.discard(pair)
                 if held is not None and _newer(held, quote):
+                    missing.discard(pair)
                     continue  # a fallback's older price never replaces a newer one we hold
-                self._check_jump(held, quote)
-                quotes[pair] = quote
-                accepted.append(quote)
+                admitted = self._gate.admit(quote, held, now)
+                if admitted is None:
+                    continue  # an unconfirmed jump: the last good price stays; the next provider may confirm
+                missing.discard(pair)
+                quotes[pair] = admitted
+                accepted.append(admitted)
+        for pair, quote in sorted(late.items()):
+            held = quotes.get(pair)
+            if pair not in missing or (held is not None and not _newer(quote, held)):
+                continue
+            admitted = self._gate.admit(quote, held, now)
+            if admitted is not None:  # old, but the newest there is: kept, and it shows as stale
+                quotes[pair] = admitted
+                accepted.append(admitted)
         self._log_sources(quotes, wanted - missing)
-        self._log_missing(missing)
+        self._log_missing(missing - self._gate.holding())
         self._log_offline()
         statuses = {name: manners.status() for name, manners in self._manners.items()}
         snapshot = Snapshot(
@@ -191,22 +217,13 @@ class Poller:
         manners.succeeded()
         return got
 
-    def _check_jump(self, before: Quote | None, after: Quote) -> None:
-        """Log (but keep) a price that moved more than max_jump_pct since the last good one."""
-        if before is None or self._max_jump_pct is None:
-            return
-        jump = abs(after.price - before.price) / before.price * 100
-        if jump > self._max_jump_pct:
-            logger.warning(
-                "%s/%s jumped %.0f%% in one round (%s %.8g -> %s %.8g); check the source",
-                after.symbol,
-                after.currency,
-                jump,
-                before.source,
-                before.price,
-                after.source,
-                after.price,
-            )
+    def _arrived_stale(self, quote: Quote, now: datetime) -> bool:
+        """Older than stale_after already when it arrived: as good as missing while another provider may be newer."""
+        return (
+            self._stale_after is not None
+            and quote.updated_at is not None
+            and (now - quote.updated_at).total_seconds() > self._stale_after
+        )
 
     def _log_sources(self, quotes: dict[Pair, Quote], fresh: set[Pair]) -> None:
         """One line when coins move to another provider (failover) or back."""
@@ -258,25 +275,3 @@ def _icons(known: Mapping[str, str], quotes: Iterable[Quote]) -> Mapping[str, st
 
 def _newer(held: Quote, fresh: Quote) -> bool:
     return held.updated_at is not None and fresh.updated_at is not None and held.updated_at > fresh.updated_at
-
-
-def _valid(quotes: Iterable[Quote], wanted: set[Pair], now: datetime) -> Iterable[Quote]:
-    """Quotes worth keeping: asked for, a finite positive price, a time not in the future."""
-    for quote in quotes:
-        if (quote.symbol, quote.currency) not in wanted:
-            continue
-        if not (isinstance(quote.price, float) and math.isfinite(quote.price) and quote.price > 0):
-            logger.warning(
-                "%s: rejecting %s/%s price %r",
-                quote.source,
-                quote.symbol,
-                quote.currency,
-                quote.price,
-                extra={"once": (quote.source, quote.symbol, quote.currency, "rejected")},
-            )
-            continue
-        change = quote.change_24h_pct
-        if change is not None and not math.isfinite(change):
-            change = None
-        updated = quote.updated_at if quote.updated_at is not None and quote.updated_at <= now else now
-        yield replace(quote, change_24h_pct=change, updated_at=updated)

@@ -90,7 +90,7 @@ def create_app(
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
             sharing = store if isinstance(store, RedisSnapshotStore) else None
             providers: list[Provider] = (
-                [DemoSource()]
+                [DemoSource(settings.market.coins)]
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
@@ -105,6 +105,7 @@ def create_app(
                 monotonic=monotonic,
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
+                stale_after=settings.poller.stale_after_seconds,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 METADATA_RETRY_SECONDS = 3600.0  # after a failed metadata refresh (or one the budget could not afford)
 
 
+@runtime_checkable
 class MetadataSource(Protocol):
     """A provider that also serves slow-changing metadata (icons, sparkline seeds)."""
 
@@ -50,7 +51,7 @@ class SideWork:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._sources: list[MetadataSource] = [p for p in providers if _is_metadata_source(p)]  # type: ignore[misc]
+        self._sources = [p for p in providers if isinstance(p, MetadataSource)]
         self._coins = [coin for coin in coins if not coin.is_static]
         self._currency = currency
         self._icons = icons
@@ -99,7 +100,3 @@ class SideWork:
             logger.info("%s: metadata refresh not done (%s); trying again in %.0f s", source.name, err.message, wait)
             return
         self._due[source.name] = now + source.metadata_every
-
-
-def _is_metadata_source(provider: object) -> bool:
-    return callable(getattr(provider, "refresh_metadata", None))

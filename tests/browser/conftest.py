@@ -13,6 +13,7 @@ TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,45 @@ def service(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) ->
 
         wait_until(lambda: not icons_missing(), 15, "every icon downloaded")
         yield service
+
+
+# Real content that breaks layouts: a 20-character symbol (a static coin, priced in both currencies), yen prices
+# of eight digits, a stale row (XMR: only CoinPaprika has it, last updated 20 minutes ago) and an unavailable row
+# (LTC: no provider has it). No icon is served, so every coin shows its generated monogram (USDT reads "USDT").
+LONG_SYMBOL = "ABCDEFGHIJKLMNOPQRST"
+CONTENT_MARKET = f"""[market]
+coins = ["BTC", "ETH",
+  {{ symbol = "{LONG_SYMBOL}", name = "A very long token name indeed", prices = {{ usd = 0.0042, jpy = 0.6521 }} }},
+  "XMR", "LTC", "USDT", "DOGE", "ADA"]
+currencies = ["usd", "jpy"]"""
+CONTENT_SYMBOLS = ["BTC", "ETH", LONG_SYMBOL, "XMR", "LTC", "USDT", "DOGE", "ADA"]
+STALE, UNAVAILABLE_COIN, PLAIN = "XMR", "LTC", "USDT"  # PLAIN: a fresh row with a short price, the usual height
+CONTENT_PRICES: dict[str, dict[str, tuple[float, float | None]]] = {
+    "bitcoin": {"usd": (90917.04, 1.64), "jpy": (13709330.22, 1.64)},
+    "ethereum": {"usd": (3021.5512, -2.3127), "jpy": (455612.31, -2.3127)},
+    "tether": {"usd": (1.0002, 0.01), "jpy": (150.81, 0.01)},
+    "dogecoin": {"usd": (0.1523, 4.4), "jpy": (22.97, 4.4)},
+    "cardano": {"usd": (0.4521, -0.35), "jpy": (68.17, -0.35)},
+}
+
+
+@pytest.fixture(scope="package")
+def content_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`ticker serve` with CONTENT_MARKET, once every row is in its state: fresh, static, stale or unavailable."""
+    with FakeUpstream() as fake:
+        fake.coingecko.prices = CONTENT_PRICES
+        fake.coinpaprika.prices = {"xmr-monero": {"usd": (163.21, 2.05), "jpy": (24611.0, 2.05)}}
+        fake.coinpaprika.updated_at = int(time.time()) - 1200  # older than stale_after_seconds (300)
+        directory = tmp_path_factory.mktemp("browser-content")
+        config = write_config(directory, fake, INTERVAL, market=CONTENT_MARKET, providers=("coingecko", "coinpaprika"))
+        with running(config) as service:
+
+            def settled() -> bool:
+                coins = {c["symbol"]: c for c in service.get("/api/v1/prices?currency=jpy").json()["coins"]}
+                return coins["BTC"]["price"] is not None and coins[STALE]["price"] is not None
+
+            wait_until(settled, 15, "fresh and stale prices")
+            yield service
 
 
 HOST_PAGE = """<!doctype html>

@@ -38,7 +38,7 @@ UNAVAILABLE = "—"
 
 def viewport(layout: str) -> dict[str, int]:
     """A sidebar for the list layouts, a strip across a page for the ticker."""
-    return {"width": 800, "height": 120} if layout == "ticker" else {"width": 320, "height": 800}
+    return {"width": 1000, "height": 120} if layout == "ticker" else {"width": 320, "height": 800}
 
 
 def rows(frame: Any) -> list[dict[str, Any]]:

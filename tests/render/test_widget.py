@@ -2,12 +2,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.conftest import FULL_CONFIG, NOW, full_snapshot, quote, settings_from, snapshot_of
-from ticker.models import Snapshot
+from ticker.config import load_settings
+from ticker.config.settings import VISITOR_LOCALES
+from ticker.models import ProviderStatus, Snapshot
+from ticker.render.board import Board, Row
+from ticker.render.widget import Page, WidgetRenderer
+from ticker.web.query import WidgetOptions
+
+RENDERER = WidgetRenderer(load_settings(None))
 
 
 @pytest.fixture
@@ -44,9 +57,12 @@ async def test_sidebar_shows_every_coin_with_formatted_prices(make_client, setti
 
 
 async def test_sub_cent_prices_keep_four_significant_digits(make_client, settings):
-    snap = snapshot_of(quote("ARRR", 0.00001234), quote("ETH", 0.14123456))
-    html = (await (await make_client(settings, snap)).get("/widget?coins=ARRR,ETH")).text
-    assert "$0.00001234" in html and "$0.1412" in html
+    snap = snapshot_of(quote("ARRR", 0.00001234), quote("ETH", 0.14123456), quote("BTC", 0.004200))
+    found = rows((await (await make_client(settings, snap)).get("/widget?coins=ARRR,ETH,BTC")).text)
+    assert "<b>$0.1412</b>" in found["ETH"] and "<b>$0.0042</b>" in found["BTC"]  # no trailing zeros
+    # Below 0.0001: the zeros as a count, every digit for screen readers and on hover.
+    assert '<b title="$0.00001234">$0.0₄1234</b>' in found["ARRR"]
+    assert "Pirate Chain, 0.00001234 US dollars" in found["ARRR"]
 
 
 async def test_locale_and_currency_formatting(make_client, settings):
@@ -204,4 +220,151 @@ async def test_landing_page_previews_every_layout_and_theme_and_shows_snippets(m
         for theme in ("light", "dark"):
             assert f'data-layout="{layout}" data-theme="{theme}"' in html
     assert "&lt;script src=&#34;http://testserver/embed.js&#34; data-coins=&#34;BTC,ETH&#34;" in html
-    assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;theme=auto&#34;" in html
+    assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;amp;theme=auto&#34;" in html
+
+
+# --- what the widget shows is right and safe (issue 11) ---
+
+
+@pytest.mark.parametrize("url", ["/widget", "/widget/fragment", "/widget?layout=ticker", "/widget?layout=compact"])
+async def test_an_absurd_price_shows_its_row_unavailable_never_a_500(make_client, settings, url):
+    snap = snapshot_of(quote("BTC", 1e26, change=1e300), quote("ETH", 3021.5512, change=-2.3127))
+    response = await (await make_client(settings, snap)).get(url)
+    assert response.status_code == 200
+    found = rows(response.text)
+    assert "<b>$3,021.55</b>" in found["ETH"] and "▼ 2.31%" in found["ETH"]
+    assert "<b>—</b>" in found["BTC"] and "1,000" not in found["BTC"] and "Bitcoin, price unavailable" in found["BTC"]
+
+
+async def test_a_change_that_rounds_to_zero_reads_unchanged(make_client, settings):
+    snap = snapshot_of(quote("BTC", 90917.04, change=-0.0001), quote("ETH", 3021.55, change=0.004))
+    snap = snapshot_of(*snap.quotes.values(), quote("ARRR", 0.5, change=-0.0))
+    html = (await (await make_client(settings, snap)).get("/widget")).text
+    found = rows(html)
+    for symbol in ("BTC", "ETH", "ARRR"):
+        assert '<small class="tk-flat">0.00%</small>' in found[symbol], found[symbol]
+        assert "▲" not in found[symbol] and "▼" not in found[symbol]
+        assert "unchanged in 24 hours" in found[symbol] and " up " not in found[symbol]
+    assert "-0.0" not in html and "down 0.00" not in html
+
+
+async def test_money_in_each_currencys_own_digits_with_cldr_spacing(make_client, tmp_path):
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncoins = ["BTC", "ETH"]\ncurrencies = ["usd", "jpy", "kwd", "chf", "pkr", "btc", "sats"]\n',
+    )
+    snap = snapshot_of(
+        quote("BTC", 13709330.22, currency="jpy"),
+        quote("BTC", 90481.58, currency="kwd"),
+        quote("BTC", 80072.19, currency="chf"),
+        quote("BTC", 25465862.9, currency="pkr"),
+        quote("ETH", 0.0345678912, currency="btc"),
+        quote("ETH", 3456789.4, currency="sats"),
+        quote("ETH", 0.00000712, currency="usd"),
+    )
+    client = await make_client(settings, snap)
+    shown = {
+        currency: rows((await client.get(f"/widget?currency={currency}")).text)
+        for currency in ("jpy", "kwd", "chf", "pkr", "btc", "sats", "usd")
+    }
+    assert "<b>¥13,709,330</b>" in shown["jpy"]["BTC"]
+    assert "<b>KWD\xa090,481.580</b>" in shown["kwd"]["BTC"]
+    assert "<b>CHF\xa080,072.19</b>" in shown["chf"]["BTC"]
+    assert "<b>PKR\xa025,465,862.90</b>" in shown["pkr"]["BTC"]
+    assert "<b>0.03457\xa0BTC</b>" in shown["btc"]["ETH"]
+    assert "<b>3,456,789\xa0sats</b>" in shown["sats"]["ETH"]
+    assert '<b title="$0.00000712">$0.0₅712</b>' in shown["usd"]["ETH"]
+    assert "13,709,330 Japanese yen" in shown["jpy"]["BTC"]
+
+
+def foot(html: str) -> str:
+    return re.search(r'<p class="tk-foot" data-k="foot">(.*?)</p>', html, re.S).group(1)
+
+
+def text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+async def test_footer_says_why_rows_are_unavailable_and_when_prices_were_last_seen(make_client, settings):
+    last_ok = NOW - timedelta(hours=25)
+    down = {"coingecko": ProviderStatus("backoff", last_ok, "HTTP 503"), "kraken": ProviderStatus("failing")}
+    # Every price is past max_stale (a day-long outage): no "waiting", the credit stays, and why.
+    old = snapshot_of(quote("BTC", 90917.04, age=90000), quote("ETH", 3021.55, age=90000))
+    client = await make_client(settings, Snapshot(NOW, old.quotes, down))
+    for url in ("/widget", "/widget?layout=ticker", "/widget/fragment"):
+        html = (await client.get(url)).text
+        said = text(foot(html))
+        assert "Waiting" not in html and "Updated Nov 26 17:20 UTC" in said, said
+        assert "Sources unreachable since Nov 26 17:20 UTC" in said and "Data: CoinGecko" in said
+    found = rows(html)
+    assert "Bitcoin, price unavailable, sources unreachable since Nov 26 17:20 UTC" in found["BTC"]
+    # Stale rows say "as of"; the footer says why they are stale.
+    stale = snapshot_of(quote("BTC", 90917.04, age=3600))
+    html = (await (await make_client(settings, Snapshot(NOW, stale.quotes, down))).get("/widget?coins=BTC")).text
+    assert "as of 17:20 UTC" in rows(html)["BTC"] and "Sources unreachable since Nov 26" in foot(html)
+    # Never priced, no provider ever answered: unreachable, still not "waiting".
+    never = {"coingecko": ProviderStatus("failing", None, "connection refused")}
+    html = (await (await make_client(settings, Snapshot(NOW, {}, never))).get("/widget")).text
+    assert "Waiting" not in html and text(foot(html)) == "Sources unreachable · Data: fixed prices set by this site"
+
+
+async def test_footer_names_a_currency_no_source_serves(make_client, settings):
+    unserved = replace(settings, market=replace(settings.market, unserved_currencies=frozenset({"eur"})))
+    client = await make_client(unserved, full_snapshot())
+    said = text(foot((await client.get("/widget?currency=eur&coins=ETH,OPENVC")).text))
+    assert said == "No configured source for this currency"  # static OPENVC has no eur price either
+    said = text(foot((await client.get("/widget?coins=ETH,XNO")).text))
+    assert "No configured source" not in said and said == "Updated 18:13 UTC · Data: CoinGecko"
+
+
+async def test_footer_never_waits_when_every_coin_is_static(make_client, tmp_path):
+    settings = settings_from(
+        tmp_path, '[market]\ncoins = [{ symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]\n'
+    )
+    for snap in (None, Snapshot(NOW, {}, {"coingecko": ProviderStatus("idle")})):
+        html = (await (await make_client(settings, snap)).get("/widget")).text
+        assert text(foot(html)) == "Data: fixed prices set by this site" and "Waiting" not in html
+
+
+async def test_footer_waits_only_before_the_first_snapshot(make_client, settings):
+    html = (await (await make_client(settings)).get("/widget?coins=BTC,ETH")).text
+    assert text(foot(html)) == "Waiting for the first prices"
+    assert "Bitcoin, price unavailable, waiting for the first prices" in rows(html)["BTC"]
+
+
+LAYOUT_OPTIONS = st.builds(
+    WidgetOptions,
+    theme=st.sampled_from(["light", "dark", "auto"]),
+    layout=st.sampled_from(["list", "compact", "ticker"]),
+    locale=st.sampled_from(sorted(VISITOR_LOCALES)),
+    transparent=st.booleans(),
+    sparkline=st.booleans(),
+)
+any_number = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e26, 1e308, 5e-324, -0.0, 0.0])
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(
+    price=any_number | st.none(),
+    change=any_number | st.none(),
+    history=st.lists(any_number, max_size=5),
+    currency=st.sampled_from(["usd", "eur", "jpy", "kwd", "chf", "pkr", "btc", "eth", "sats"]),
+    options=LAYOUT_OPTIONS,
+)
+def test_no_row_can_take_the_widget_down(price, change, history, currency, options):
+    """One row with any numbers at all: the page renders, the good row is intact, the bad one shows a
+    price of at most 4 significant digits below 1 (or "—"), and no direction for a change shown as 0.00."""
+    bad = Row("NEO", "Neo", price, change, NOW, "coingecko", False, tuple(history))
+    good = Row("BTC", "Bitcoin", 90917.04, 1.64, NOW, "coingecko", False)
+    board = Board(currency, NOW, (bad, good))
+    html = RENDERER.document(board, options, now=NOW, page=Page())
+    assert html.startswith("<!doctype html>") and len(re.findall(r"<li[ >]", html)) == 2 * (
+        1 + (options.layout == "ticker")
+    )
+    neo = rows(html)["NEO"]
+    assert "Neo, " in neo and ("price unavailable" in neo) == (
+        price is None or not math.isfinite(price) or not 0 < price < 1e15
+    )
+    if "tk-flat" in neo:
+        assert "▲" not in neo and "▼" not in neo and "unchanged" in neo
+    assert "-0.0" not in neo and "nan" not in neo.lower() and "inf" not in neo.lower()

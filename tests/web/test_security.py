@@ -51,7 +51,7 @@ from tests.conftest import (
 from tests.fake_upstream import LocalServer, icon_png
 from tests.service import Service, free_port, run_ticker, wait_until
 from ticker import __version__
-from ticker.config import Settings
+from ticker.config import Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
 from ticker.render.widget import WidgetRenderer
 from ticker.runtime import create_app
@@ -437,6 +437,164 @@ title = {json.dumps(title)}
     coin = (await client.get("/api/v1/prices/OPENVC")).json()
     assert coin["name"] == name
     assert (await client.get("/api/v1/prices?coins=OPENVC")).json()["coins"][0]["name"] == name
+
+
+# --- every text from config reaches each output context escaped for that context ---
+#
+# Config strings that reach output: a coin's name (element text, the screen-reader sentence, JSON), the
+# widget title (<title>, <h2>, aria-label, the landing page's headings, data-title attributes, its iframe
+# snippet's title attribute, embed.js's JS string), symbols, currencies and the locale (validated to
+# [A-Za-z0-9-] and Babel's names: a hostile one is a config error). css_file's path never reaches a page: the
+# widget links /widget/site.css. No config string reaches inline CSS or the widget's inline script, which are
+# constants allowed by hash.
+
+HOSTILE_CONFIG_STRINGS = [
+    "</script><script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "' onmouseover='alert(1)",
+    "`${alert(1)}`",
+    "</style><style>*{display:none}",
+    "line\u2028separator\u2029paragraph",
+    "{{7*7}} {% raw %}",
+    "&amp; &lt;b&gt; &#34;",
+    "</title></textarea><!--",
+]
+
+
+class Content(HTMLParser):
+    """Every text node (with its enclosing tag) and every attribute value of a page, entities decoded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.texts: list[tuple[str, str]] = []
+        self.attrs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += [(tag, name, value or "") for name, value in attrs]
+        if tag not in ("img", "meta", "link", "input", "br"):
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.open:
+            del self.open[len(self.open) - 1 - self.open[::-1].index(tag) :]
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append((self.open[-1] if self.open else "", data))
+
+
+def content(text: str) -> Content:
+    parser = Content()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's (\\uXXXX, \\", \\\\)."""
+    return json.dumps(value)
+
+
+def hostile_config(tmp_path: Path, hostile: str) -> Path:
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        f"""
+[market]
+coins = ["BTC", {{ symbol = "OPENVC", name = {toml_string(hostile)}, price = 0.0042 }}]
+[widget]
+title = {toml_string(hostile)}
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_CONFIG_STRINGS)
+async def test_config_strings_reach_every_context_escaped_and_intact(make_client, tmp_path, hostile, capsys):
+    from ticker.cli import main
+
+    path = hostile_config(tmp_path, hostile)
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err  # a valid config, as an operator writes
+    client = await make_client(load_settings(path), snapshot_of(quote("BTC", 1.0)))
+    tags = {"html", "head", "meta", "link", "title", "style", "body", "section", "h2", "ol", "li", "img"}
+    tags |= {"span", "b", "small", "p", "a", "script", "noscript", "main", "h1", "h3", "pre", "code", "em"}
+    tags |= {"figure", "figcaption", "div", "input", "label"}
+
+    for url in ("/widget", "/widget?layout=ticker", "/widget?layout=compact", "/widget/fragment"):
+        text = (await client.get(url)).text
+        assert_safe_html(text, allowed_tags=tags, injected=[hostile])
+        page = content(text)
+        texts = [data for _, data in page.texts]
+        assert ("b", hostile) in page.texts, url  # the coin's name, as written
+        assert any(data.startswith(f"{hostile}, 0.0042 US dollars") for data in texts), url  # screen readers
+        assert ("section", "aria-label", hostile) in page.attrs, url
+        if url != "/widget/fragment":
+            assert ("title", hostile) in page.texts
+        if "ticker" not in url:
+            assert ("h2", hostile) in page.texts, url
+
+    landing = (await client.get("/")).text
+    assert_safe_html(landing, allowed_tags=tags, injected=[hostile])
+    page = content(landing)
+    assert ("title", f"ticker: {hostile}") in page.texts and ("h1", f"{hostile}: your widget") in page.texts
+    previews = [value for tag, name, value in page.attrs if tag == "script" and name == "data-title"]
+    assert len(previews) == 6 and all(value.startswith(f"{hostile} (") for value in previews)
+    # The snippets paste as valid HTML: one element each, whose attribute values are what we meant.
+    snippets = [data for tag, data in page.texts if tag == "code" and data.startswith("<")]
+    assert len(snippets) == 2
+    for snippet in sorted(snippets, key=lambda text: not text.startswith("<iframe")):  # the iframe first
+        pasted = content(snippet)
+        assert len(pasted.tags) == 1 and pasted.tags[0] in ("script", "iframe"), snippet
+        values = {name: value for _, name, value in pasted.attrs}
+        if pasted.tags[0] == "iframe":
+            assert values["title"] == hostile
+            assert values["src"] == "http://testserver/widget?coins=BTC,OPENVC&theme=auto"
+            assert set(values) == {"src", "title", "width", "height", "style", "loading", "referrerpolicy"}
+        else:
+            assert values == {
+                "src": "http://testserver/embed.js",
+                "data-coins": "BTC,OPENVC",
+                "data-theme": "auto",
+                "async": "",
+            }
+
+    # JS: the title is a string literal that cannot end the script, break the line or the string.
+    embed = (await client.get("/embed.js")).text
+    start = embed.index("f.title=s.dataset.title||") + len("f.title=s.dataset.title||")
+    literal, end = json.JSONDecoder().raw_decode(embed, start)  # a JSON string is a JS string literal
+    assert literal == hostile and embed[end] == ";"
+    source = embed[start:end]
+    assert not any(breaker in source for breaker in ("<", ">", "\u2028", "\u2029", "\n")), source
+
+    # JSON: the name as written.
+    assert (await client.get("/api/v1/prices/OPENVC")).json()["name"] == hostile
+
+
+@pytest.mark.parametrize("field", ["locale", "theme", "layout"])
+def test_a_hostile_widget_setting_is_a_config_error_never_output(tmp_path, field, capsys):
+    from ticker.cli import main
+
+    path = tmp_path / "ticker.toml"
+    path.write_text(f"[widget]\n{field} = {toml_string(HOSTILE_CONFIG_STRINGS[1])}\n")
+    assert main(["check-config", str(path)]) == 2
+    assert f"widget.{field}" in capsys.readouterr().err
+
+
+async def test_the_css_file_path_never_reaches_a_page(make_client, tmp_path):
+    folder = tmp_path / "a</style><script>alert(1)<"
+    (folder / "script>").mkdir(parents=True)
+    css = folder / "script>" / '"><img src=x onerror=alert(1)>.css'
+    css.write_text(".tk{color:red}\n")
+    settings = settings_from(tmp_path, f"[widget]\ncss_file = {toml_string(str(css.relative_to(tmp_path)))}\n")
+    client = await make_client(settings, snapshot_of(quote("BTC", 1.0)))
+    for url in ("/widget", "/widget?layout=ticker", "/"):
+        text = (await client.get(url)).text
+        assert "alert(1)" not in text and "onerror" not in text and "a&lt;/style" not in text, url
+    widget = content((await client.get("/widget")).text)
+    assert ("link", "href", "/widget/site.css") in widget.attrs
+    served = await client.get("/widget/site.css")
+    assert served.text == ".tk{color:red}\n" and served.headers["content-type"] == "text/css; charset=utf-8"
 
 
 # --- headers on every kind of response ---

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.conftest import FULL_CONFIG, full_snapshot, quote, settings_from, snapshot_of
+from tests.conftest import FULL_CONFIG, full_snapshot, quote, serving, settings_from, snapshot_of, until
+from ticker.runtime import create_app
 
 
 @pytest.fixture
@@ -134,3 +137,24 @@ async def test_cors_with_a_list_of_origins(make_client, tmp_path):
     )
     assert preflight.status_code == 204 and preflight.headers["access-control-allow-methods"] == "GET, HEAD"
     assert "access-control-allow-credentials" not in preflight.headers
+
+
+async def test_readyz_with_every_coin_static_reports_no_provider_ok(tmp_path, respx_mock):
+    """No provider is asked when every coin is static: each is "idle", never "ok"; and the instance is ready."""
+    settings = settings_from(
+        tmp_path,
+        '[market]\ncoins = [{ symbol = "OPENVC", name = "OpenVoiceCoin", price = 0.0042 }]\n'
+        '[cache]\nsnapshot_path = ""\n',
+    )
+    async with serving(create_app(settings)) as client:
+
+        async def polled() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await client.get("/readyz")).json()
+            return body if body["providers"] else None
+
+        body = await until(polled, "a round's provider states in /readyz")
+        response = await client.get("/readyz")
+    assert response.status_code == 200 and body["ready"] is True and body["stale"] is False
+    assert set(body["providers"]) == set(settings.poller.providers)
+    assert {status["state"] for status in body["providers"].values()} == {"idle"}
+    assert not respx_mock.calls  # nothing was asked upstream

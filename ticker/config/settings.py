@@ -91,7 +91,7 @@ class PollerSettings:
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     stale_after_seconds: float = 300.0
     max_stale_seconds: float = 86400.0
-    max_jump_pct: float = 50.0  # a move larger than this in one round is logged; 0 turns the check off
+    max_jump_pct: float = 50.0  # a larger move from a fresh price is held until confirmed (plausibility.py); 0: off
 
 
 @dataclass(frozen=True)
@@ -261,13 +261,15 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Pr
         elif value := ids_table.take_text(provider, blank="expected a non-empty id"):
             ids[provider] = value
     prices = _parse_static_prices(table, path, currencies)
+    # This coin's jump limit in percent (0: off, for thin DEX tokens); absent: poller.max_jump_pct.
+    max_jump = table.take_number("max_jump_pct", 0.0, minimum=0.0) if table.present("max_jump_pct") else None
     table.finish()
     if not prices and not known and not ids and not problems.under(path):  # (a bad price is reason enough)
         problems.add(
             f"{path}: unknown symbol {symbol!r}; give its provider ids "
             f'(ids = {{ coingecko = "..." }}) or run `ticker resolve {symbol}` to find them'
         )
-    return Coin(symbol, name, MappingProxyType(ids), MappingProxyType(prices))
+    return Coin(symbol, name, MappingProxyType(ids), MappingProxyType(prices), max_jump)
 
 
 def _parse_static_prices(table: Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:

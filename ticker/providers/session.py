@@ -126,7 +126,7 @@ class UpstreamSession:
         status, _, content = await self.get(url, params=params, headers=headers, side=side)
         try:
             body = json.loads(content)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:  # RecursionError: nesting deeper than the parser's stack
             kind = "an HTML page" if content.lstrip()[:1] == b"<" else "invalid JSON"
             raise self._failed(
                 ProviderError(self.name, f"HTTP {status} with {kind} instead of JSON", status=status)

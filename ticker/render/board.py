@@ -7,13 +7,14 @@ the time now: staleness is measured from each quote's own `updated_at`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from ticker.history import series
-from ticker.models import Coin, Snapshot, iso
+from ticker.models import Coin, ProviderStatus, Snapshot, iso
 
 DATE_SHOWN_AFTER = timedelta(hours=20)  # "as of 14:05 UTC" becomes "as of Nov 26 14:05 UTC"
 
@@ -28,6 +29,7 @@ class Row:
     source: str | None
     stale: bool
     history: tuple[float, ...] = ()  # hourly prices, oldest first, for the sparkline
+    static: bool = False  # a configured price (never fetched, never stale)
 
     @property
     def available(self) -> bool:
@@ -52,6 +54,8 @@ class Board:
     generated_at: datetime | None
     rows: tuple[Row, ...]
     valid_until: datetime | None = None  # when a row's stale/unavailable state (or its "as of" text) next changes
+    # How each provider fared in the snapshot's round: why rows are unavailable.
+    providers: Mapping[str, ProviderStatus] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def stale(self) -> bool:
@@ -59,8 +63,20 @@ class Board:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """The distinct sources shown, in row order, for the attribution line."""
-        return tuple(dict.fromkeys(row.source for row in self.rows if row.source and row.available))
+        """The distinct sources of the rows, in row order, for the attribution line: a price past
+        max_stale still credits its source, since its "as of" time came from there."""
+        return tuple(dict.fromkeys(row.source for row in self.rows if row.source))
+
+    @property
+    def unreachable(self) -> bool:
+        """No provider answered the last round while at least one was asked and failed or is held."""
+        states = {status.state for status in self.providers.values()}
+        return "ok" not in states and bool(states & {"failing", "backoff"})
+
+    @property
+    def last_reached(self) -> datetime | None:
+        """When a provider last answered, if ever: "sources unreachable since" that time."""
+        return max((s.last_success for s in self.providers.values() if s.last_success), default=None)
 
     def to_json(self, icon_base: str = "") -> dict[str, Any]:
         return {
@@ -95,7 +111,14 @@ def build_board(
         )
         if moment > now
     ]
-    return Board(currency, snapshot.generated_at if snapshot else None, rows, min(changes, default=None))
+    if snapshot is None:
+        return Board(currency, None, rows, min(changes, default=None))
+    changes += [
+        status.last_success + DATE_SHOWN_AFTER  # "since 14:05 UTC" becomes "since Nov 26 14:05 UTC"
+        for status in snapshot.providers.values()
+        if status.last_success is not None and status.last_success + DATE_SHOWN_AFTER > now
+    ]
+    return Board(currency, snapshot.generated_at, rows, min(changes, default=None), providers=snapshot.providers)
 
 
 def _row(
@@ -103,7 +126,8 @@ def _row(
 ) -> Row:
     if coin.is_static:
         price = coin.prices.get(currency)
-        return Row(coin.symbol, coin.name, price, None, None, "static" if price is not None else None, False)
+        source = "static" if price is not None else None
+        return Row(coin.symbol, coin.name, price, None, None, source, False, static=True)
     quote = snapshot.quote(coin.symbol, currency) if snapshot else None
     if quote is None or quote.updated_at is None:
         return Row(coin.symbol, coin.name, None, None, None, None, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 WIDTH = 64
@@ -11,7 +12,7 @@ MAX_POINTS = 42  # 7 days at 4-hour steps is enough detail at 64 px
 
 def sparkline_svg(prices: Sequence[float], *, up: bool | None = None) -> str | None:
     """A polyline of the prices, scaled to fit; None when there are too few points to draw."""
-    points = _downsample([p for p in prices if p > 0], MAX_POINTS)
+    points = _downsample([p for p in prices if math.isfinite(p) and p > 0], MAX_POINTS)
     if len(points) < 2:
         return None
     low, high = min(points), max(points)
