@@ -12,6 +12,7 @@ TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,16 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 SYMBOLS = ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA"]
 INTERVAL = 2
+
+
+def require_browser() -> None:
+    """Skip the calling test module without the browser pieces, unless TICKER_REQUIRE_BROWSER=1 (CI) fails it."""
+    missing = missing_pieces()
+    if missing:
+        reason = "browser tests need " + "; ".join(missing)
+        if os.environ.get("TICKER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"TICKER_REQUIRE_BROWSER=1, but the {reason}", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
 
 
 def missing_pieces() -> list[str]:

@@ -10,7 +10,6 @@ Each state is also written to build/screenshots/ (`layout-<layout>-<currency>-<t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -27,18 +26,13 @@ from tests.browser.conftest import (
     UNAVAILABLE_COIN,
     Service,
     Watched,
-    missing_pieces,
+    require_browser,
 )
 from ticker.icons import monogram_svg
 
 pytestmark = pytest.mark.e2e
 
-MISSING = missing_pieces()
-if MISSING:
-    REASON = "browser tests need " + "; ".join(MISSING)
-    if os.environ.get("TICKER_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"TICKER_REQUIRE_BROWSER=1, but the {REASON}", pytrace=False)
-    pytest.skip(REASON, allow_module_level=True)
+require_browser()
 
 WIDTHS = {"list": (200, 260, 320, 400), "compact": (200, 260, 320, 400), "ticker": (320, 1000, 1600)}
 TOLERANCE = 0.5  # px: sub-pixel rounding is no overlap

@@ -10,7 +10,6 @@ axe-core violation. Screenshots of each layout and theme go to build/screenshots
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.conftest import INTERVAL, SYMBOLS, HostPage, Service, Watched, missing_pieces
+from tests.browser.conftest import INTERVAL, SYMBOLS, HostPage, Service, Watched, require_browser
 
 pytestmark = pytest.mark.e2e
 
-MISSING = missing_pieces()
-if MISSING:
-    REASON = "browser tests need " + "; ".join(MISSING)
-    if os.environ.get("TICKER_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"TICKER_REQUIRE_BROWSER=1, but the {REASON}", pytrace=False)
-    pytest.skip(REASON, allow_module_level=True)
+require_browser()
 
 LAYOUTS = ("list", "compact", "ticker")
 THEMES = ("light", "dark")
