@@ -137,3 +137,15 @@ def test_a_saved_hold_binds_the_next_instance_as_a_utc_deadline():
     assert second.held_seconds() == pytest.approx(500) and second.hold_reason == "HTTP 429: rate limited"
     later.advance(500)
     assert second.may_ask()
+
+
+@pytest.mark.parametrize("code", [10002, 10010, 10011])
+def test_a_key_error_in_a_400_blocks_like_a_401(code):
+    """CoinGecko sends 10010/10011 (a key of the wrong plan) as HTTP 400: retrying sooner than the hour cannot help."""
+    clocks = Clocks()
+    m = manners(clocks)
+    m.failed(ProviderError("cg", f"HTTP 400: error {code}", status=400, code=code))
+    clocks.advance(BLOCKED_SECONDS - 1)
+    assert not m.may_ask() and m.status().state == "backoff"
+    clocks.advance(1)
+    assert m.may_ask()

@@ -4,7 +4,8 @@ In order of precedence:
 - Retry-After wins: a provider that asked for N seconds (429/418, on any endpoint) gets no request
   for N seconds. The session records it the moment the answer arrives (`hold`), and a later success
   of a request already in flight does not clear it.
-- Blocked (401/402/403/451: bad key, plan, firewall, geo-block): held for an hour; sooner cannot help.
+- Blocked (401/402/403/451, or a key error code such as CoinGecko 10010 in a 400: bad key, plan, firewall,
+  geo-block): held for an hour; sooner cannot help.
 - Our own budget spent: skip until it refills (upstream is not at fault, nothing counts as a failure).
 - Anything else: exponential backoff with jitter, capped at two intervals so a provider that comes
   back is used again within two intervals. After BREAKER_FAILURES failures in a row the circuit is
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 BLOCKED_STATUSES = frozenset({401, 402, 403, 451})
 RATE_LIMIT_STATUSES = frozenset({429, 418})  # 418: Binance's "banned for ignoring 429s"
 BLOCKED_SECONDS = 3600.0
+# A key missing, refused or of the wrong kind: CoinGecko's 10002 (missing), 10010 and 10011 (a pro key on the
+# demo host, or the reverse), docs.coingecko.com/docs/errors-and-rate-limits. They may come with HTTP 400, and
+# block like a 401: asking again sooner than the hour cannot help.
+KEY_ERROR_CODES = frozenset({10002, 10010, 10011})
 BREAKER_FAILURES = 5
 MAX_HOLD_SECONDS = 7 * 86400.0
 
@@ -101,7 +106,7 @@ class Manners:
             self.hold(float(err.retry_after), err.message)
         elif err.status in RATE_LIMIT_STATUSES:
             self.hold(self._rate_limit_hold, err.message)
-        elif err.status in BLOCKED_STATUSES:
+        elif err.status in BLOCKED_STATUSES or err.code in KEY_ERROR_CODES:
             self.hold(BLOCKED_SECONDS, err.message)
         else:
             return False

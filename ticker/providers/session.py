@@ -35,7 +35,7 @@ import httpx
 from ticker.exceptions import ProviderError
 from ticker.models import SavedManners
 from ticker.providers.budget import RequestBudget
-from ticker.providers.manners import Manners
+from ticker.providers.manners import KEY_ERROR_CODES, Manners
 from ticker.telemetry import UPSTREAM_SKIPPED, outcome_of, record_upstream
 
 logger = logging.getLogger(__name__)
@@ -329,11 +329,6 @@ def _error_code(content: bytes) -> int | None:
         if isinstance(code, int) and not isinstance(code, bool):
             return code
     return None
-
-
-# A key missing, refused or of the wrong kind: CoinGecko's 10002 (missing), 10010 and 10011 (a pro key on the
-# demo host, or the reverse), docs.coingecko.com/docs/errors-and-rate-limits. They may come with HTTP 400.
-KEY_ERROR_CODES = frozenset({10002, 10010, 10011})
 
 
 def _key_refused(status: int, code: int | None) -> bool:
