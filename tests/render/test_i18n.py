@@ -198,9 +198,15 @@ def test_locales_resolve_to_the_most_specific_catalog(catalogs):
 async def test_right_to_left_languages_say_so(catalogs, make_client, tmp_path):
     catalogs("ar", "ur")
     client = await make_client(settings_from(tmp_path, FULL_CONFIG), full_snapshot())
+    styles = set()
     for locale, tag in (("ar_EG", "ar"), ("ur_PK", "ur"), ("fa_IR", "en"), ("de_DE", "en")):
-        page = (await client.get(f"/widget?locale={locale}")).text
-        assert f'<html lang="{tag}" dir="{"rtl" if tag in ("ar", "ur") else "ltr"}"' in page, locale
+        direction = "rtl" if tag in ("ar", "ur") else "ltr"
+        page = (await client.get(f"/widget?locale={locale}&layout=ticker")).text
+        assert f'<html lang="{tag}" dir="{direction}"' in page, locale
+        fragment = (await client.get(f"/widget/fragment?locale={locale}")).text  # included in others' pages
+        assert f'lang="{tag}" dir="{direction}"' in fragment.split(">")[0], locale
+        styles.add(re.search(r"<style>(.*?)</style>", page, re.S).group(1))
+    assert len(styles) == 1  # one stylesheet for every language: the CSP allows it by one hash
 
 
 def test_every_allowed_locale_resolves_and_claims_a_real_language():
