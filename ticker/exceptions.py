@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 
 class TickerError(Exception):
     """Base of every error ticker raises on purpose."""
@@ -59,4 +61,23 @@ class ProviderError(TickerError):
 
 
 class QueryError(TickerError):
-    """A bad visitor query; the message is plain text meant for the visitor."""
+    """A bad visitor query; the message is plain text meant for the visitor.
+
+    Made by `QueryError.of(template, **params)`, it keeps the English `template` (a catalog msgid with
+    %(name)s placeholders) and its `params`, so an HTML error page can show it in the visitor's language.
+    """
+
+    def __init__(self, message: str, template: str | None = None, params: Mapping[str, object] | None = None):
+        super().__init__(message)
+        self.template = template
+        self.params: Mapping[str, object] = params or {}
+
+    @classmethod
+    def of(cls, template: str, **params: object) -> QueryError:
+        return cls(template % params, template, params)
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message through `gettext` (a catalog's); the English text when it has no template."""
+        if self.template is None:
+            return str(self)
+        return gettext(self.template) % self.params

@@ -17,6 +17,7 @@ from ticker.config import load_settings
 from ticker.config.settings import VISITOR_LOCALES
 from ticker.models import ProviderStatus, Snapshot
 from ticker.render.board import Board, Row
+from ticker.render.i18n import language
 from ticker.render.widget import Page, WidgetRenderer
 from ticker.web.query import WidgetOptions
 
@@ -74,7 +75,7 @@ async def test_locale_and_currency_formatting(make_client, settings):
 async def test_theme_layout_and_transparency_are_applied(make_client, settings):
     client = await make_client(settings, full_snapshot())
     html = (await client.get("/widget?theme=dark&layout=compact&transparent=1")).text
-    assert '<html lang="en" class="theme-dark transparent">' in html
+    assert '<html lang="en" dir="ltr" class="theme-dark transparent">' in html
     assert 'class="tk layout-compact"' in html
 
 
@@ -362,9 +363,10 @@ def test_no_row_can_take_the_widget_down(price, change, history, currency, optio
         1 + (options.layout == "ticker")
     )
     neo = rows(html)["NEO"]
-    assert "Neo, " in neo and ("price unavailable" in neo) == (
-        price is None or not math.isfinite(price) or not 0 < price < 1e15
-    )
+    lang = language(options.locale)
+    unavailable = lang.gettext("%(name)s, price unavailable") % {"name": "Neo"}
+    assert "Neo" in neo and (unavailable in neo) == (price is None or not math.isfinite(price) or not 0 < price < 1e15)
     if "tk-flat" in neo:
-        assert "▲" not in neo and "▼" not in neo and "unchanged" in neo
+        unchanged = lang.ngettext("unchanged in %(hours)d hour", "unchanged in %(hours)d hours", 24) % {"hours": 24}
+        assert "▲" not in neo and "▼" not in neo and unchanged in neo
     assert "-0.0" not in neo and "nan" not in neo.lower() and "inf" not in neo.lower()

@@ -43,8 +43,14 @@ VISITOR_LOCALES = frozenset(
     "en_GB en_IE en_IN en_NZ en_SG en_US en_ZA es es_AR es_CL es_CO es_ES es_MX es_US et et_EE fa fa_IR fi "
     "fi_FI fil fr fr_BE fr_CA fr_CH fr_FR he he_IL hi hi_IN hr hr_HR hu hu_HU id id_ID it it_CH it_IT ja ja_JP "
     "ko ko_KR lt lt_LT lv lv_LV ms ms_MY nb nb_NO nl nl_BE nl_NL pl pl_PL pt pt_BR pt_PT ro ro_RO ru ru_RU sk "
-    "sk_SK sl sl_SI sr sv sv_SE sw th th_TH tr tr_TR uk uk_UA vi vi_VN zh zh_Hans_CN zh_Hant_HK zh_Hant_TW".split()
+    "sk_SK sl sl_SI sr sv sv_SE sw th th_TH tr tr_TR uk uk_UA vi vi_VN zh zh_Hans_CN zh_Hant_HK zh_Hant_TW "
+    # the translated languages' other common variants
+    "ar_MA ar_DZ ar_IQ ar_JO ar_KW ar_QA de_LU en_PK en_NG en_PH en_MY es_PE es_VE fa_AF fr_MA fr_SN he_IL "
+    "id_ID it_SM nl_SR pt_AO pt_MZ ru_BY ru_KZ ru_UA tr_CY ur ur_PK ur_IN zh_Hans zh_Hans_SG zh_Hant".split()
 )
+# A pseudo-locale (accented, lengthened English made from messages.pot): only as widget.locale, for
+# checking that every text goes through the catalog. Numbers and dates show as in `en`.
+PSEUDO_LOCALE = "en_XA"
 LAYOUTS = ("list", "compact", "ticker")
 LOG_FORMATS = ("text", "json")
 DEFAULT_PROVIDERS: tuple[str, ...] = tuple(name for name, cls in PROVIDERS.items() if cls.KEYLESS)
@@ -425,6 +431,8 @@ def canonical_locale(name: str) -> str | None:
     """Babel's spelling of a locale name ("en-us" -> "en_US"), or None if Babel has no such locale."""
     if not name or len(name) > 20:
         return None
+    if name.strip().replace("-", "_").lower() == PSEUDO_LOCALE.lower():
+        return PSEUDO_LOCALE
     try:
         return str(Locale.parse(name.strip().replace("-", "_")))
     except (UnknownLocaleError, ValueError, TypeError):

@@ -2,7 +2,9 @@
 
 Everything a visitor reads is prepared here (Babel-formatted numbers, the
 arrow and colour of a change, the sentence a screen reader speaks), so the
-templates only lay it out.
+templates only lay it out. Words come from the gettext catalogs (see
+ticker/render/i18n.py): whole sentences with named placeholders, never pieces
+glued together, so a translation can change word order and plurals.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
 
 import jinja2
+from babel.dates import format_skeleton, format_time
 from markupsafe import Markup
 
 from ticker.config import LAYOUTS, Settings
@@ -33,6 +36,7 @@ from ticker.render.formatting import (
     spoken_amount,
     spoken_change,
 )
+from ticker.render.i18n import Language, catalog_for, language
 from ticker.render.sparkline import sparkline_svg
 from ticker.web.query import WidgetOptions
 
@@ -45,21 +49,52 @@ DISPLAY_LIMIT = 1e15
 _REPORTED: set[tuple[str, str]] = set()  # (symbol, currency) rows already logged as not displayable
 ARROWS: dict[Direction, str] = {"up": "▲", "down": "▼", "flat": "", "unknown": ""}
 
-# Why rows are unavailable (or stale), for the footer and screen readers; lower case, capitalised in the footer.
-NO_SOURCE = "no configured source for this currency"
-WAITING = "waiting for the first prices"
-UNREACHABLE = "sources unreachable"
+HOURS_OF_CHANGE = 24  # the change shown is over this many hours
 
-# How the attribution line names each source (and links to it).
+
+def N_(message: str) -> str:
+    """Marks a message for extraction (`pybabel extract -k N_`); translated where it is shown."""
+    return message
+
+
+DEFAULT_TITLE = N_("Latest Market Prices")  # translated; a title the operator set is shown as written
+
+# Why rows are unavailable (or stale): kind -> (footer note, the same for a screen reader's sentence).
+NO_SOURCE = "no_source"
+WAITING = "waiting"
+UNREACHABLE = "unreachable"
+REASONS: dict[str, tuple[str, str]] = {
+    NO_SOURCE: (N_("No configured source for this currency"), N_("no configured source for this currency")),
+    WAITING: (N_("Waiting for the first prices"), N_("waiting for the first prices")),
+    UNREACHABLE: (N_("Sources unreachable"), N_("sources unreachable")),
+}
+UNREACHABLE_SINCE = (N_("Sources unreachable since %(time)s"), N_("sources unreachable since %(time)s"))
+
+# How the attribution line names each source (and links to it); labels without a link are translated.
 SOURCE_LABELS: dict[str, tuple[str, str | None]] = {
     "coingecko": ("CoinGecko", "https://www.coingecko.com/"),
     "coinpaprika": ("CoinPaprika", "https://coinpaprika.com/"),
     "kraken": ("Kraken", "https://www.kraken.com/"),
     "binance": ("Binance", "https://www.binance.com/"),
     "coinbase": ("Coinbase", "https://exchange.coinbase.com/"),
-    "demo": ("simulated demo data", None),
-    "static": ("fixed prices set by this site", None),
+    "demo": (N_("simulated demo data"), None),
+    "static": (N_("fixed prices set by this site"), None),
 }
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a row is unavailable or stale: a REASONS kind, and since when sources are unreachable (UTC)."""
+
+    kind: str
+    since: datetime | None = None
+
+    def text(self, lang: Language, now: datetime, *, note: bool) -> str:
+        """The footer note ("Sources unreachable since 14:05 UTC") or, with note=False, the screen reader's."""
+        index = 0 if note else 1
+        if self.since is not None:
+            return lang.gettext(UNREACHABLE_SINCE[index]) % {"time": clock_time(self.since, now, lang)}
+        return lang.gettext(REASONS[self.kind][index])
 
 
 @dataclass(frozen=True)
@@ -104,12 +139,9 @@ class WidgetRenderer:
     SCRIPT_HASH = csp_hash(JS)
 
     def __init__(self, settings: Settings) -> None:
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._envs: dict[str, jinja2.Environment] = {}
+        self._env = self._environment(settings.widget.locale)
+        self._locale = settings.widget.locale
         self._title = settings.widget.title
         self._refresh = max(int(settings.poller.interval_seconds), 1)
         self._coins = [coin.symbol for coin in settings.market.coins]
@@ -119,15 +151,46 @@ class WidgetRenderer:
             title=self._title, default_count=len(self._coins), default_layout=settings.widget.layout
         )
 
+    def _environment(self, locale: str) -> jinja2.Environment:
+        """The Jinja2 environment whose `_`/`gettext`/`ngettext` speak this locale's catalog (one per catalog)."""
+        name = catalog_for(locale)
+        env = self._envs.get(name)
+        if env is None:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(TEMPLATES),
+                autoescape=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            env.install_gettext_translations(language(locale).translations, newstyle=True)  # type: ignore[attr-defined]
+            self._envs[name] = env
+        return env
+
+    def title(self, lang: Language) -> str:
+        """The widget's title: the default one translated, an operator's own as written."""
+        return lang.gettext(DEFAULT_TITLE) if self._title == DEFAULT_TITLE else self._title
+
     def document(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
         context = self._context(board, options, now, page)
-        return self._env.get_template("widget.html").render(context, css=Markup(self.CSS), js=Markup(self.JS))
+        env = self._environment(options.locale)
+        return env.get_template("widget.html").render(context, css=Markup(self.CSS), js=Markup(self.JS))
 
     def fragment(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
-        return self._env.get_template("_board.html").render(self._context(board, options, now, page))
+        return (
+            self._environment(options.locale)
+            .get_template("_board.html")
+            .render(self._context(board, options, now, page))
+        )
 
-    def error(self, message: str) -> str:
-        return self._env.get_template("error.html").render(message=message)
+    def error(self, message: str, locale: str | None = None) -> str:
+        """A small escaped error page in `locale` (default widget.locale); `message` is already in it."""
+        lang = language(locale or self._locale)
+        return (
+            self._environment(locale or self._locale)
+            .get_template("error.html")
+            .render(message=message, lang=lang.tag, dir=lang.dir)
+        )
 
     def embed_js(self) -> str:
         return self._embed_js
@@ -144,8 +207,11 @@ class WidgetRenderer:
             f'<iframe src="{_attr(widget_url)}" title="{_attr(self._title)}" width="320" height="200" '
             'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>'
         )
+        lang = language(self._locale)
         return self._env.get_template("index.html").render(
-            title=self._title,
+            title=self.title(lang),
+            lang=lang.tag,
+            dir=lang.dir,
             base=base,
             script_snippet=script,
             iframe_snippet=iframe,
@@ -159,16 +225,19 @@ class WidgetRenderer:
         live = [row for row in board.rows if not row.static]
         # Past max_stale too: prices were seen then, and the footer says when.
         newest = max((row.updated_at for row in live if row.updated_at), default=None)
+        lang = language(options.locale)
         reasons = {row.symbol: explain(row, board, self._unserved, now) for row in board.rows}
+        notes = [reason.text(lang, now, note=True) for reason in dict.fromkeys(filter(None, reasons.values()))]
         return {
-            "title": self._title,
-            "lang": options.locale.split("_")[0],
+            "title": self.title(lang),
+            "lang": lang.tag,
+            "dir": lang.dir,
             "options": options,
             "refresh_seconds": self._refresh,
             "rows": [present(row, board.currency, options, now, reasons[row.symbol]) for row in board.rows],
-            "updated": clock_time(newest, now) if newest else None,
-            "notes": [reason[0].upper() + reason[1:] for reason in dict.fromkeys(filter(None, reasons.values()))],
-            "sources": [SOURCE_LABELS.get(source, (source.capitalize(), None)) for source in board.sources],
+            "updated": clock_time(newest, now, lang) if newest else None,
+            "notes": notes,
+            "source_links": source_links(board.sources, lang),
             "demo": "demo" in board.sources,
             "icon_base": page.icon_base,
             "fragment_url": page.fragment_url,
@@ -176,22 +245,34 @@ class WidgetRenderer:
         }
 
 
-def explain(row: Row, board: Board, unserved: frozenset[str], now: datetime) -> str | None:
+def source_links(sources: tuple[str, ...], lang: Language) -> Markup:
+    """The attribution's sources, linked where they have a site: "CoinGecko, Kraken" as escaped HTML."""
+    parts = []
+    for source in sources:
+        label, url = SOURCE_LABELS.get(source, (source.capitalize(), None))
+        if url:
+            parts.append(Markup('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>').format(url, label))
+        else:
+            parts.append(Markup("{}").format(lang.gettext(label) if source in SOURCE_LABELS else label))
+    # Translators: the separator between source names in "Data: CoinGecko, Kraken".
+    return Markup(lang.gettext(", ")).join(parts)
+
+
+def explain(row: Row, board: Board, unserved: frozenset[str], now: datetime) -> Reason | None:
     """Why a row is unavailable or stale, if we know: no source for the currency, no data yet, or
     every source failing (since the last time one answered). None for a fresh row."""
     if row.available and not row.stale:
         return None
     if row.static or board.currency in unserved:
-        return NO_SOURCE
+        return Reason(NO_SOURCE)
     if board.generated_at is None:
-        return WAITING
+        return Reason(WAITING)
     if board.unreachable:
-        since = board.last_reached
-        return f"{UNREACHABLE} since {clock_time(since, now)}" if since else UNREACHABLE
+        return Reason(UNREACHABLE, board.last_reached)
     return None
 
 
-def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: str | None = None) -> RowView:
+def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None = None) -> RowView:
     """A row as shown; one that cannot be shown (an absurd price, a formatting failure) shows as unavailable."""
     try:
         if row.price is None or (math.isfinite(row.price) and 0 < row.price < DISPLAY_LIMIT):
@@ -206,14 +287,15 @@ def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reas
     return _present(Row(row.symbol, row.name, None, None, None, None, row.stale), currency, options, now, reason)
 
 
-def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: str | None) -> RowView:
-    locale = options.locale
+def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None) -> RowView:
+    lang = language(options.locale)
+    locale = lang.numbers
     direction = change_direction(row.change_24h_pct) if row.available else "unknown"
     as_of = None
     if row.stale and row.updated_at is not None:
-        as_of = f"as of {clock_time(row.updated_at, now)}"
+        as_of = lang.gettext("as of %(time)s") % {"time": clock_time(row.updated_at, now, lang)}
     elif not row.available:
-        as_of = "unavailable"
+        as_of = lang.gettext("unavailable")
     spark = sparkline_svg(row.history) if options.sparkline and row.history else None
     price_text = format_price(row.price, currency, locale, subscript=True) if row.available else UNKNOWN
     full = format_price(row.price, currency, locale) if row.price is not None and row.price < SUBSCRIPT_BELOW else None
@@ -227,31 +309,70 @@ def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, rea
         arrow=ARROWS[direction],
         stale=row.stale,
         as_of=as_of,
-        spoken=spoken(row, currency, locale, direction, reason),
+        spoken=spoken(row, currency, lang, direction, reason.text(lang, now, note=False) if reason else None),
         spark=Markup(spark) if spark else None,
     )
 
 
-def spoken(row: Row, currency: str, locale: str, direction: Direction, reason: str | None = None) -> str:
+def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason: str | None = None) -> str:
     """'Bitcoin, 90,917.04 US dollars, up 1.64 percent in 24 hours' for screen readers: every digit of the
-    price, and a change that shows as 0.00 % is "unchanged"."""
+    price, and a change that shows as 0.00 % is "unchanged". Clauses are whole catalog sentences, joined
+    by the catalog's own "%(sentence)s, %(clause)s" (so Arabic can use its comma)."""
+    _ = lang.gettext
+    locale = lang.numbers
     if row.price is None:
-        return f"{row.name}, price unavailable" + (f", {reason}" if reason else "")
-    text = f"{row.name}, {spoken_amount(row.price, currency, locale)} {currency_name(currency, locale)}"
+        if reason:
+            return _("%(name)s, price unavailable, %(reason)s") % {"name": row.name, "reason": reason}
+        return _("%(name)s, price unavailable") % {"name": row.name}
+    amount = {
+        "name": row.name,
+        "amount": spoken_amount(row.price, currency, locale),
+        "currency": currency_name(currency, locale),
+    }
+    text = _("%(name)s, %(amount)s %(currency)s") % amount
+    clauses = []
+    hours = HOURS_OF_CHANGE
     if direction in ("up", "down") and row.change_24h_pct is not None:
-        text += f", {direction} {spoken_change(row.change_24h_pct, locale)} percent in 24 hours"
+        change = {"change": spoken_change(row.change_24h_pct, locale), "hours": hours}
+        if direction == "up":
+            clauses.append(
+                lang.ngettext(
+                    "up %(change)s percent in %(hours)d hour", "up %(change)s percent in %(hours)d hours", hours
+                )
+                % change
+            )
+        else:
+            clauses.append(
+                lang.ngettext(
+                    "down %(change)s percent in %(hours)d hour", "down %(change)s percent in %(hours)d hours", hours
+                )
+                % change
+            )
     elif direction == "flat":
-        text += ", unchanged in 24 hours"
+        clauses.append(
+            lang.ngettext("unchanged in %(hours)d hour", "unchanged in %(hours)d hours", hours) % {"hours": hours}
+        )
     if row.stale and row.updated_at is not None:
-        text += f", last updated {row.updated_at:%H:%M} UTC"
+        clauses.append(_("last updated %(time)s") % {"time": utc_time(row.updated_at, lang)})
+    for clause in clauses:
+        text = _("%(sentence)s, %(clause)s") % {"sentence": text, "clause": clause}
     return text
 
 
-def clock_time(moment: datetime, now: datetime) -> str:
-    """'14:05 UTC' today, 'Nov 26 14:05 UTC' for older times."""
+def utc_time(moment: datetime, lang: Language) -> str:
+    """'14:05 UTC' in the reader's language and digits."""
+    time = format_time(moment, "HH:mm", tzinfo=UTC, locale=lang.numbers)
+    return lang.gettext("%(time)s UTC") % {"time": time}
+
+
+def clock_time(moment: datetime, now: datetime, lang: Language | None = None) -> str:
+    """'14:05 UTC' today, 'Nov 26 14:05 UTC' for older times (CLDR's month-day for the locale, '26. Nov.' in de)."""
+    lang = lang or language("en_US")
     if now - moment < DATE_SHOWN_AFTER:
-        return f"{moment:%H:%M} UTC"
-    return f"{moment:%b %d %H:%M} UTC"
+        return utc_time(moment, lang)
+    date = format_skeleton("MMMd", moment, tzinfo=UTC, locale=lang.numbers)
+    time = format_time(moment, "HH:mm", tzinfo=UTC, locale=lang.numbers)
+    return lang.gettext("%(date)s %(time)s UTC") % {"date": date, "time": time}
 
 
 def _attr(value: str) -> str:

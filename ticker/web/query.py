@@ -37,6 +37,11 @@ class WidgetOptions:
     sparkline: bool
 
 
+def _(message: str) -> str:
+    """Marks a message for the catalogs (`pybabel extract`); an HTML error page translates it when shown."""
+    return message
+
+
 def echo(value: str) -> str:
     """A visitor's value as it may appear in an error message: short and quoted."""
     return repr(value if len(value) <= 24 else value[:24] + "…")
@@ -45,7 +50,7 @@ def echo(value: str) -> str:
 def _param(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is not None and len(value) > MAX_VALUE_CHARS:
-        raise QueryError(f"{name}: too long (at most {MAX_VALUE_CHARS} characters)")
+        raise QueryError.of(_("%(name)s: too long (at most %(limit)d characters)"), name=name, limit=MAX_VALUE_CHARS)
     return value
 
 
@@ -59,14 +64,19 @@ def select_coins(raw: str | None, settings: Settings) -> tuple[Coin, ...]:
         return settings.market.coins
     names = [part.strip() for part in raw.split(",") if part.strip()]
     if len(names) > MAX_COINS:
-        raise QueryError(f"coins: at most {MAX_COINS} symbols")
+        raise QueryError.of(_("%(name)s: at most %(limit)d symbols"), name="coins", limit=MAX_COINS)
     if not names:
-        raise QueryError(f"coins: empty; allowed: {', '.join(configured)}")
+        raise QueryError.of(_("%(name)s: empty; allowed: %(allowed)s"), name="coins", allowed=", ".join(configured))
     chosen: dict[str, Coin] = {}
     for name in names:
         coin = configured.get(canonical_symbol(name))
         if coin is None:
-            raise QueryError(f"coins: unknown coin {echo(name)}; allowed: {', '.join(configured)}")
+            raise QueryError.of(
+                _("%(name)s: unknown coin %(value)s; allowed: %(allowed)s"),
+                name="coins",
+                value=echo(name),
+                allowed=", ".join(configured),
+            )
         chosen.setdefault(coin.symbol, coin)
     return tuple(chosen.values())
 
@@ -77,7 +87,12 @@ def select_currency(params: Mapping[str, str], settings: Settings) -> str:
         return settings.market.default_currency
     currency = raw.strip().lower()
     if currency not in settings.market.currencies:
-        raise QueryError(f"currency: unknown currency {echo(raw)}; allowed: {', '.join(settings.market.currencies)}")
+        raise QueryError.of(
+            _("%(name)s: unknown currency %(value)s; allowed: %(allowed)s"),
+            name="currency",
+            value=echo(raw),
+            allowed=", ".join(settings.market.currencies),
+        )
     return currency
 
 
@@ -90,6 +105,11 @@ def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptio
         transparent=_flag(params, "transparent", widget.transparent),
         sparkline=_flag(params, "sparkline", widget.sparkline),
     )
+
+
+def error_locale(params: Mapping[str, str], settings: Settings) -> str:
+    """The locale an error page for this query speaks; raises QueryError when `locale` is not allowed."""
+    return _locale(params, settings.widget.locale, settings.widget.visitor_locales)
 
 
 def canonical_query(selection: Selection, options: WidgetOptions) -> str:
@@ -111,7 +131,12 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], defa
     if raw is None:
         return default
     if raw.strip().lower() not in allowed:
-        raise QueryError(f"{name}: unknown value {echo(raw)}; allowed: {', '.join(allowed)}")
+        raise QueryError.of(
+            _("%(name)s: unknown value %(value)s; allowed: %(allowed)s"),
+            name=name,
+            value=echo(raw),
+            allowed=", ".join(allowed),
+        )
     return raw.strip().lower()
 
 
@@ -121,7 +146,12 @@ def _locale(params: Mapping[str, str], default: str, allowed: frozenset[str]) ->
         return default
     name = canonical_locale(raw) if len(raw) <= 20 else None
     if name is None or name not in allowed:
-        raise QueryError(f"locale: unknown locale {echo(raw)}; allowed: {', '.join(sorted(allowed))}")
+        raise QueryError.of(
+            _("%(name)s: unknown locale %(value)s; allowed: %(allowed)s"),
+            name="locale",
+            value=echo(raw),
+            allowed=", ".join(sorted(allowed)),
+        )
     return name
 
 
@@ -134,4 +164,4 @@ def _flag(params: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise QueryError(f"{name}: expected 1 or 0, got {echo(raw)}")
+    raise QueryError.of(_("%(name)s: expected 1 or 0, got %(value)s"), name=name, value=echo(raw))

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
+from ticker.web.query import _
 from ticker.web.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def cache_headers(*, interval: float, max_stale: float, generated_at: float | No
 
 Render = Callable[[Mapping[str, Any], QueryParams], Prepared]
 VariantKey = Callable[[Mapping[str, Any], QueryParams], str]  # validates (QueryError, NotFound) and names the variant
-ErrorPage = Callable[[str, int], Response]
+# (the error, its status, the request's query): the query names the locale an HTML error page speaks
+ErrorPage = Callable[[Exception, int, Mapping[str, str]], Response]
 
 
 class PreparedEndpoint:
@@ -133,11 +135,11 @@ class PreparedEndpoint:
             prepared = self.get(scope)
         except QueryError as err:
             self.statuses[400] += 1
-            await self.error_page(str(err), 400, scope)(scope, receive, send)
+            await self.error_page(err, 400, scope)(scope, receive, send)
             return
         except NotFound as err:
             self.statuses[404] += 1
-            await self.error_page(str(err), 404, scope)(scope, receive, send)
+            await self.error_page(err, 404, scope)(scope, receive, send)
             return
         except Exception:  # a rendering bug: a plain 500, logged, never a traceback page
             logger.exception("rendering %s failed", scope["path"])
@@ -159,7 +161,7 @@ class PreparedEndpoint:
     def get(self, scope: Scope) -> Prepared:
         """The current rendering for this request's path and query; raises QueryError or NotFound."""
         if len(scope["query_string"]) > MAX_QUERY_BYTES:
-            raise QueryError(f"query too long (at most {MAX_QUERY_BYTES} bytes)")
+            raise QueryError.of(_("query too long (at most %(limit)d bytes)"), limit=MAX_QUERY_BYTES)
         key = (scope["path"], scope["query_string"])
         prepared = self._cache.get(key)
         if prepared is None or not prepared.fresh(self._version(), self._clock()):
@@ -180,9 +182,10 @@ class PreparedEndpoint:
             _remember(self._variants, variant, prepared, self._max)
         return prepared
 
-    def error_page(self, message: str, status: int, scope: Scope) -> Response:
+    def error_page(self, err: Exception, status: int, scope: Scope) -> Response:
         """An error answer with this endpoint's CORS headers, so a browser of an allowed origin can read it."""
-        response = self._error_page(message, status)
+        query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+        response = self._error_page(err, status, query)
         response.raw_headers.extend(self._cors_headers(scope))
         return response
 

@@ -45,7 +45,7 @@ class PriceStream:
         try:
             prepared = self._prices.get(scope)
         except (QueryError, NotFound) as err:
-            await self._prices.error_page(str(err), 400, scope)(scope, receive, send)
+            await self._prices.error_page(err, 400, scope)(scope, receive, send)
             return
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ticker.config import Settings
+from ticker.exceptions import QueryError
 from ticker.icons import IconCache
 from ticker.lease import LeaseRole
 from ticker.models import Coin, canonical_symbol, iso, utcnow
 from ticker.render.board import Board, build_board
+from ticker.render.i18n import language
 from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
 from ticker.store import SnapshotStore
-from ticker.web.query import canonical_query, echo, select, select_currency, widget_options
+from ticker.web.query import canonical_query, echo, error_locale, select, select_currency, widget_options
 from ticker.web.response_cache import NotFound, Prepared, cache_headers
 from ticker.web.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
 
@@ -142,11 +144,19 @@ class Views:
         valid_until = board.valid_until.timestamp() if board.valid_until else None
         return Prepared(body, content_type, headers, version, valid_until)
 
-    def json_error_page(self, message: str, status: int) -> Response:
-        return JSONResponse({"error": message}, status, headers=COMMON_HEADERS | self._api_headers)
+    def json_error_page(self, err: Exception, status: int, query: Mapping[str, str]) -> Response:
+        return JSONResponse({"error": str(err)}, status, headers=COMMON_HEADERS | self._api_headers)
 
-    def html_error_page(self, message: str, status: int) -> Response:
-        return HTMLResponse(self._renderer.error(message), status, headers=COMMON_HEADERS | API_HEADERS)
+    def html_error_page(self, err: Exception, status: int, query: Mapping[str, str]) -> Response:
+        """The error in the visitor's `locale` when that one is valid, else in widget.locale."""
+        locale = self._settings.widget.locale
+        try:
+            locale = error_locale(query, self._settings)
+        except QueryError:
+            pass
+        gettext = language(locale).gettext
+        message = err.translated(gettext) if isinstance(err, QueryError) else str(err)
+        return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
         """A coin's icon from our cache, or its monogram; never a redirect to the provider's host."""
