@@ -6,7 +6,7 @@ from a dict the test edits, counts its requests, and can be told to fail (status
 so tests can switch faults on and off while the service runs. With `serve_icons=True` it also serves
 a small real PNG at the `/img/<id>.png` URLs its /coins/markets rows point to (off by default, where
 those URLs answer 404 as before); `icon_origin` points those URLs at another server instead.
-`price_times` records when each /simple/price request arrived (monotonic), to time price rounds.
+Each side's `log` records every request it answered: (monotonic time, path, status).
 """
 
 from __future__ import annotations
@@ -118,7 +118,6 @@ class FakeUpstream(LocalServer):
         self.serve_icons = serve_icons
         self.icon_requests = 0  # counted apart from the providers' requests
         self.icon_origin: str | None = None  # where /coins/markets image URLs point; None: here
-        self.price_times: list[float] = []
         self._lock = threading.Lock()
 
     @property
@@ -142,8 +141,6 @@ class FakeUpstream(LocalServer):
         with self._lock:
             side.requests += 1
             side.log.append((time.monotonic(), path, reply[0]))
-            if path == "/api/v3/simple/price":
-                self.price_times.append(time.monotonic())
         return reply
 
     def _route(self, path: str) -> tuple[Side | None, Callable[[str, dict[str, list[str]]], Reply] | None]:

@@ -92,7 +92,7 @@ snapshot_path = "state/snapshot.json"
             wait_until(lambda: silent_host.connections, 15, "an icon request reaches the silent host")
             started = time.monotonic()
             time.sleep(6)
-            rounds = [t for t in upstream.price_times if t >= started]
+            rounds = [t for t, path, _ in upstream.coingecko.log if path == "/api/v3/simple/price" and t >= started]
             gaps = [b - a for a, b in zip(rounds, rounds[1:], strict=False)]
             print(
                 f"\n{len(rounds)} price rounds in 6 s while icons hang ({silent_host.connections} icon connections "

@@ -100,11 +100,19 @@ class Poller:
     def manners(self, name: str) -> Manners:
         return self._manners[name]
 
-    def restore_manners(self, saved: Mapping[str, SavedManners]) -> None:
-        """Take over holds and budget use saved by an earlier run or another instance (a lease handover)."""
+    def restore_manners(self, saved: Mapping[str, SavedManners], *, instances: int = 1) -> None:
+        """Take over holds and budget use saved by an earlier run or another instance (a lease handover).
+
+        `instances`: how many instances poll on their own (Redis away) and so split each budget; 1 = all of it.
+        """
         for provider in self._providers:
-            if provider.session is not None and provider.name in saved:
-                provider.session.restore(saved[provider.name])
+            session = provider.session
+            if session is None:
+                continue
+            if provider.name in saved:
+                session.restore(saved[provider.name])
+            if session.budget is not None:
+                session.budget.share(instances)
 
     def saved_manners(self) -> dict[str, SavedManners]:
         return {p.name: p.session.saved() for p in self._providers if p.session is not None}

@@ -133,10 +133,7 @@ def create_app(
                         saved = await sharing.get_manners() if sharing.health.ok else None
                         if saved is None and sharing.current is not None:
                             saved = dict(sharing.current.manners)
-                        poller.restore_manners(saved or {})
-                        for provider in providers:
-                            if provider.session is not None and provider.session.budget is not None:
-                                provider.session.budget.share(instances)
+                        poller.restore_manners(saved or {}, instances=instances)
 
                     polling = SharedPolling(
                         poller.run_once,
