@@ -195,6 +195,23 @@ def test_locales_resolve_to_the_most_specific_catalog(catalogs):
     assert (language("en_PK").tag, language("en_PK").dir, language("en_PK").numbers) == ("en", "ltr", "en_PK")
 
 
+def test_portuguese_and_chinese_follow_cldr_parents_and_likely_regions(catalogs):
+    """As shipped (pt_BR and pt_PT, no plain pt): CLDR's parent locales and likely subtags pick the variant."""
+    catalogs("pt_BR", "pt_PT", "zh_Hans")
+    expected = {
+        "pt": "pt_BR",  # CLDR: pt is Brazilian Portuguese
+        "pt_BR": "pt_BR",
+        "pt_PT": "pt_PT",
+        "pt_AO": "pt_PT",  # CLDR parent locale
+        "pt_MZ": "pt_PT",
+        "zh": "zh_Hans",
+        "zh_Hans_SG": "zh_Hans",
+        "zh_Hant": "en",  # traditional characters are not simplified ones
+        "zh_Hant_HK": "en",
+    }
+    assert {locale: catalog_for(locale) for locale in expected} == expected
+
+
 async def test_right_to_left_languages_say_so(catalogs, make_client, tmp_path):
     catalogs("ar", "ur")
     client = await make_client(settings_from(tmp_path, FULL_CONFIG), full_snapshot())

@@ -177,9 +177,15 @@ class Views:
         return Response(LANDING_CSS, media_type="text/css; charset=utf-8", headers=PLAIN_HEADERS)
 
     async def index(self, request: Request) -> Response:
+        """The landing page in widget.locale, or in `?locale=` (an allowed one) for an operator reading
+        another language; its previews and snippets then use that locale too."""
         base = self._settings.server.public_url or str(request.base_url).rstrip("/")
+        try:
+            locale = error_locale(request.query_params, self._settings) if "locale" in request.query_params else None
+        except QueryError as err:
+            return self.html_error_page(err, 400, request.query_params)
         return HTMLResponse(
-            self._renderer.landing(base),
+            self._renderer.landing(base, locale),
             media_type=HTML_TYPE,
             headers=COMMON_HEADERS | {"content-security-policy": LANDING_CSP},
         )
