@@ -154,8 +154,7 @@ class Views:
             locale = error_locale(query, self._settings)
         except QueryError:
             pass
-        gettext = language(locale).gettext
-        message = err.translated(gettext) if isinstance(err, QueryError) else str(err)
+        message = err.translated(language(locale)) if isinstance(err, QueryError) else str(err)
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
