@@ -73,7 +73,6 @@ KNOWN_RESULT_KEYS: Mapping[str, str] = MappingProxyType(
 OHLC_INTERVALS: Mapping[int, int] = MappingProxyType(
     {minutes * 60: minutes for minutes in (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)}
 )
-OHLC_MAX_ENTRIES = 720  # the most /OHLC returns: the 720 most recent buckets, older ones cannot be had
 
 _UNKNOWN_PAIR = "equery:unknownassetpair"
 _RATE_LIMITED = (  # squashed prefixes of the errors that mean "slow down"
