@@ -1,0 +1,1 @@
+"""Price history: the snapshot-embedded hourly sparkline points (sparkline.py)."""
