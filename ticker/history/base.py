@@ -59,7 +59,7 @@ class HistoryStore(Protocol):
         ...
 
     async def earliest(self, symbol: str, currency: str) -> float | None:
-        """Unix seconds of the oldest point."""
+        """Unix seconds of the oldest point (whole seconds)."""
         ...
 
     async def prune(self, keep: Collection[str], now: float) -> None:

@@ -289,7 +289,7 @@ class RedisHistory:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for tier in chart.tiers:
-                pipe.zrangebyscore(keys[1 + TIERS.index(tier)], f"({chart.since - tier.seconds!r}", repr(now))
+                pipe.zrangebyscore(keys[1 + TIERS.index(tier)], f"({chart.after(tier)!r}", repr(now))
             replies = await pipe.execute()
         rows = {tier.seconds: [_bucket(m) for m in reply] for tier, reply in zip(chart.tiers, replies, strict=True)}
         return rollup.assemble(chart, rows)
@@ -360,9 +360,9 @@ def _bucket_values(b: Bucket) -> tuple[Any, ...]:
 
 def _records(data: SeriesData) -> list[tuple[Any, ...]]:
     """A buffered series as MERGE_LUA records: key number and values."""
-    records: list[tuple[Any, ...]] = [(1, repr(at), repr(price)) for at, price in data.raw.items()]
+    records: list[tuple[Any, ...]] = [(1, repr(at), repr(price)) for at, price in data.raw.items.items()]
     for number, tier in enumerate(TIERS, start=2):
-        records += [(number, *_bucket_values(b)) for b in data.tiers[tier.seconds].values()]
+        records += [(number, *_bucket_values(b)) for b in data.tiers[tier.seconds].items.values()]
     return records
 
 

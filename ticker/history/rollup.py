@@ -161,6 +161,10 @@ class Plan:
     seconds: int
     tiers: tuple[Tier, ...]
 
+    def after(self, tier: Tier) -> float:
+        """The tier's buckets this chart may need start after this (and at `until` at the latest)."""
+        return self.since - max(self.seconds, tier.seconds)
+
 
 def bucket_seconds(span: float) -> int:
     """The chart bucket length for a span: the first NICE length giving at most MAX_POINTS - 4 buckets."""
@@ -196,7 +200,9 @@ def assemble(chart: Plan, rows: Mapping[int, Sequence[Bucket]]) -> list[Candle]:
         usable = [
             b
             for b in rows.get(tier.seconds, ())
-            if b.start <= chart.until and b.start + tier.seconds > chart.since and b.start + tier.seconds <= boundary
+            if b.start <= chart.until
+            and start_of(b.start, length) + length > chart.since  # whole chart buckets: the first one too
+            and b.start + tier.seconds <= boundary
         ]
         grouped = regroup(usable, length)
         if grouped:

@@ -199,9 +199,7 @@ class Database:
         if sid is None or chart is None:
             return []
         rows = {
-            tier.seconds: self._buckets(
-                "start > ? AND start <= ? ORDER BY start", sid, tier, chart.since - tier.seconds, now
-            )
+            tier.seconds: self._buckets("start > ? AND start <= ? ORDER BY start", sid, tier, chart.after(tier), now)
             for tier in chart.tiers
         }
         return rollup.assemble(chart, rows)
