@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import anyio
@@ -20,11 +20,16 @@ import httpx
 from starlette.applications import Starlette
 
 from ticker import __version__
+from ticker.backfill import Backfill, candle_sources
 from ticker.config import Settings, load_settings
+from ticker.exceptions import HistoryError
+from ticker.history import open_history
+from ticker.history.base import HistoryStore
+from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
 from ticker.logs import setup_logging
-from ticker.models import SavedManners, utcnow
+from ticker.models import Candle, SavedManners, utcnow
 from ticker.poller import Poller
 from ticker.providers import Provider, build_provider
 from ticker.providers.demo import DemoSource
@@ -94,6 +99,18 @@ def create_app(
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
+            # Demo prices never reach the real history store either (the demo's history is simulated).
+            history = None if demo else await _open_history(settings, sharing)
+            views.history = history
+            recorder = (
+                HistoryRecorder(
+                    history,
+                    [coin.symbol for coin in settings.market.live_coins],
+                    settings.market.default_currency,
+                )
+                if history is not None
+                else None
+            )
             poller = Poller(
                 providers,
                 store,
@@ -106,6 +123,7 @@ def create_app(
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
                 stale_after=settings.poller.stale_after_seconds,
+                history=recorder,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
@@ -121,6 +139,17 @@ def create_app(
                 current=lambda: store.current,
                 interval=interval,
                 time_budget=max(interval, SIDE_WORK_SECONDS),
+                monotonic=monotonic,
+            )
+            backfill = Backfill(
+                candle_sources(providers),
+                settings.market.live_coins,
+                settings.market.currencies,
+                history if history is not None else _NO_HISTORY,
+                interval=interval,
+                time_budget=max(interval, SIDE_WORK_SECONDS),
+                enabled=history is not None and settings.history.backfill,
+                wall=lambda: clock().timestamp(),
                 monotonic=monotonic,
             )
             async with anyio.create_task_group() as tasks:
@@ -145,21 +174,49 @@ def create_app(
                         on_lead=take_over,
                         sleep=sleep,
                     )
-                    side_work.active = lambda: polling.role != "follower"
+                    side_work.active = backfill.active = lambda: polling.role != "follower"
                     tasks.start_soon(polling.run_forever)
                     tasks.start_soon(_share_manners, poller, sharing, lambda: polling.role == "holder")
                 tasks.start_soon(side_work.run_forever)
+                tasks.start_soon(backfill.run_forever)
                 try:
                     yield
                 finally:
                     closing.set()
                     tasks.cancel_scope.cancel()
+            if history is not None:
+                with anyio.move_on_after(1, shield=True):
+                    await history.close()
             if sharing is not None:
                 with anyio.move_on_after(1, shield=True):  # a silent Redis must not hold up shutdown
                     await lease.release()
                     await sharing.close()
 
     return build_app(settings, store, views, lifespan=lifespan, closing=closing, clock=clock)
+
+
+async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:
+    """The price history store (in Redis beside the snapshots when they are shared, else the SQLite file at
+    history.path), or None when history is off or its file cannot be used: prices are served either way,
+    and an unusable file is left as it is for the operator to look at."""
+    try:
+        return await open_history(settings, redis=sharing.redis if sharing is not None else None)
+    except HistoryError as err:
+        logger.error("price history off: %s", err)
+        return None
+
+
+class _NoHistory:
+    """What backfill writes to when history is off (it is then disabled and never writes)."""
+
+    async def add_candles(self, symbol: str, currency: str, candles: Sequence[Candle]) -> int:
+        return 0
+
+    async def earliest(self, symbol: str, currency: str) -> float | None:
+        return None
+
+
+_NO_HISTORY = _NoHistory()
 
 
 async def _share_manners(poller: Poller, store: RedisSnapshotStore, holding: Callable[[], bool]) -> None:
