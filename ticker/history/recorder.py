@@ -35,6 +35,9 @@ TOLERANCE = 0.10  # of the span: how far from "that time ago" our reference poin
 SPARKLINE_RANGE = "7d"
 SPARKLINE_REFRESH = 1_800  # seconds: the chart bucket of a 7-day range; re-read no more often than that
 PRUNE_EVERY = 3_600  # seconds
+# Points per sparkline kept in the snapshot (which every round saves and shares): twice what the 64 px
+# sparkline draws (render/sparkline.py), so a snapshot of 250 coins stays small.
+SPARKLINE_POINTS = 84
 
 Pair = tuple[str, str]
 Points = tuple[tuple[int, float], ...]
@@ -88,7 +91,7 @@ class HistoryRecorder:
                 if read is not None and moment - read < SPARKLINE_REFRESH and symbol in self._sparklines:
                     continue
                 candles = await self.store.candles(symbol, self._currency, SPARKLINE_RANGE, moment)
-                self._sparklines[symbol] = tuple((c.start, c.close) for c in candles)
+                self._sparklines[symbol] = thin(tuple((c.start, c.close) for c in candles), SPARKLINE_POINTS)
                 self._read_at[symbol] = moment
         except HistoryError as err:
             self._failed(err)
@@ -127,3 +130,11 @@ def percent_change(then: float | None, now: float) -> float | None:
         return None
     change = (now / then - 1.0) * 100.0
     return change if math.isfinite(change) and CHANGE_MIN <= change <= CHANGE_MAX else None
+
+
+def thin(points: Points, limit: int) -> Points:
+    """At most `limit` points, evenly spaced, the first and last kept."""
+    if len(points) <= limit:
+        return points
+    stride = (len(points) - 1) / (limit - 1)
+    return tuple(points[round(i * stride)] for i in range(limit))
