@@ -12,6 +12,7 @@ TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -125,12 +126,20 @@ CONTENT_PRICES: dict[str, dict[str, tuple[float, float | None]]] = {
 @pytest.fixture(scope="package")
 def content_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """`ticker serve` with CONTENT_MARKET, once every row is in its state: fresh, static, stale or unavailable."""
+    with serving_content(tmp_path_factory.mktemp("browser-content")) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def serving_content(directory: Path, widget: str = "") -> Iterator[Service]:
+    """`ticker serve` in `directory` with CONTENT_MARKET (and `widget`, lines of its [widget] table, such as
+    `locale = "en_XA"`), once every row is in its state: fresh, static, stale or unavailable."""
     with FakeUpstream() as fake:
         fake.coingecko.prices = CONTENT_PRICES
         fake.coinpaprika.prices = {"xmr-monero": {"usd": (163.21, 2.05), "jpy": (24611.0, 2.05)}}
         fake.coinpaprika.updated_at = int(time.time()) - 1200  # older than stale_after_seconds (300)
-        directory = tmp_path_factory.mktemp("browser-content")
-        config = write_config(directory, fake, INTERVAL, market=CONTENT_MARKET, providers=("coingecko", "coinpaprika"))
+        market = f"{CONTENT_MARKET}\n[widget]\n{widget}" if widget else CONTENT_MARKET
+        config = write_config(directory, fake, INTERVAL, market=market, providers=("coingecko", "coinpaprika"))
         with running(config) as service:
 
             def settled() -> bool:
