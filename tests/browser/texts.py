@@ -2,10 +2,11 @@
 
 `texts(page)` returns every visible text box of the widget: its title, the Pause control, the footer,
 and per coin of the first list its icon, name, symbol, price, change and note. Each has `box`, the
-extent of its glyphs (a Range over its contents, so text running out of its element counts), and
-`seen`, that box clipped by every ancestor that hides its overflow: up to the coin's row on the
-ticker's tape (whose strip shows the coins in turn), up to the widget elsewhere. Boxes are viewport
-pixels {left, right, top, bottom}. `text_faults` turns them into sentences.
+extent of its glyphs (a Range over its contents, so text running out of its element counts); `seen`,
+that box clipped by every ancestor that hides its overflow up to the widget (what the reader sees);
+and `whole`, clipped only up to the coin's row (on the ticker's tape, whose strip shows the coins in
+turn, a coin past the strip's edge is not cut). Boxes are viewport pixels {left, right, top, bottom}.
+`text_faults` turns them into sentences.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ TEXTS = """() => {
     return b;
   };
   const items = [];
+  const shown = (b) => b.right - b.left > 0.5 && b.bottom - b.top > 0.5 ? b : null;
   const add = (what, el, row, stop) => {
     if (!el) return;
     let box;
@@ -42,11 +44,20 @@ TEXTS = """() => {
       range.selectNodeContents(el);
       box = rect(range.getBoundingClientRect());
     }
-    if (box.right - box.left < 0.5 || box.bottom - box.top < 0.5) return;  // not rendered
-    const seen = clip(el, box, stop);
+    if (!shown(box)) return;  // not rendered
+    const seen = clip(el, box, tk);
     if (seen === null) return;
-    const shown = seen.right - seen.left > 0.5 && seen.bottom - seen.top > 0.5;
-    items.push({what, row, text: el.textContent.trim(), box, seen: shown ? seen : null});
+    // Where its first letter stands: a text cut short must keep its beginning.
+    const text = document.createTreeWalker(el, NodeFilter.SHOW_TEXT).nextNode();
+    let first = null;
+    if (text && text.data.trim()) {
+      const at = text.data.length - text.data.trimStart().length, range = document.createRange();
+      range.setStart(text, at);
+      range.setEnd(text, at + 1);
+      first = rect(range.getBoundingClientRect());
+    }
+    items.push({what, row, text: el.textContent.trim(), box, first, seen: shown(seen),
+                whole: shown(clip(el, box, stop))});
   };
   add('title', tk.querySelector('h2'), null, tk);
   for (const el of tk.querySelectorAll('label[for=tk-pause] > span:not(.sr-only)')) add('pause', el, null, tk);
@@ -62,12 +73,12 @@ TEXTS = """() => {
     add('note', li.querySelector('.tk-asof'), row, stop);
   }
   const html = document.documentElement;
-  return {items, tape, width: html.clientWidth, scroll_width: html.scrollWidth};
+  return {items, width: html.clientWidth, scroll_width: html.scrollWidth};
 }"""
 
 
 def texts(page: Any) -> dict[str, Any]:
-    """{items: [{what, row (a symbol, or None), text, box, seen (None when clipped away)}], tape (a ticker?),
+    """{items: [{what, row (a symbol, or None), text, box, seen and whole (None when clipped away)}],
     width, scroll_width}."""
     return cast(dict[str, Any], page.evaluate(TEXTS))
 
@@ -84,13 +95,25 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
 
 
 def cut(item: dict[str, Any]) -> bool:
-    seen, box = item["seen"], item["box"]
-    return seen is None or any(abs(seen[side] - box[side]) > TOLERANCE for side in ("left", "right", "top", "bottom"))
+    whole, box = item["whole"], item["box"]
+    return whole is None or any(abs(whole[side] - box[side]) > TOLERANCE for side in ("left", "right", "top", "bottom"))
+
+
+def beginning_shown(item: dict[str, Any]) -> bool:
+    """The first letter of a text lies inside what its row shows of it (an ellipsis cuts the end, not the start)."""
+    first, whole = item["first"], item["whole"]
+    if first is None:
+        return True
+    return (
+        whole is not None
+        and whole["left"] - TOLERANCE <= first["left"]
+        and first["right"] <= whole["right"] + TOLERANCE
+    )
 
 
 def text_faults(found: dict[str, Any]) -> list[str]:
-    """Sentences for each text that is cut (but a name or symbol that ends in "…"), runs out of the page
-    sideways, or overlaps another text; and for a page that scrolls sideways."""
+    """Sentences for each text that is cut (but a name or symbol that ends in "…" and keeps its beginning),
+    runs out of the page sideways, or overlaps another text; and for a page that scrolls sideways."""
     faults = []
     width = found["width"]
     if found["scroll_width"] > width:
@@ -98,10 +121,11 @@ def text_faults(found: dict[str, Any]) -> list[str]:
     items = found["items"]
     for item in items:
         if item["what"] not in MAY_BE_CUT and cut(item):
-            faults.append(f"{label(item)} {item['text']!r} is cut: {item['box']} shows {item['seen']}")
+            faults.append(f"{label(item)} {item['text']!r} is cut: {item['box']} shows {item['whole']}")
+        elif cut(item) and not beginning_shown(item):
+            faults.append(f"{label(item)} {item['text']!r} is cut at its beginning: {item['whole']}")
         seen = item["seen"]
-        on_tape = item["row"] is not None and found["tape"]
-        if seen is not None and not on_tape and (seen["left"] < -TOLERANCE or seen["right"] > width + TOLERANCE):
+        if seen is not None and (seen["left"] < -TOLERANCE or seen["right"] > width + TOLERANCE):
             faults.append(f"{label(item)} {item['text']!r} runs out of the page ({width} px): {seen}")
     shown = [item for item in items if item["seen"] is not None]
     for i, a in enumerate(shown):
