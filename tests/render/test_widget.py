@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import re
 from dataclasses import replace
@@ -208,9 +209,41 @@ async def test_embed_js_is_small_and_checks_the_message_origin(make_client, sett
     response = await (await make_client(settings, full_snapshot())).get("/embed.js")
     assert response.headers["content-type"].startswith("text/javascript")
     js = response.text
-    assert len(js.encode()) < 2 * 1024
+    assert len(js.encode()) < 3 * 1024  # with the iframe title in every language
     assert "e.origin!==o||e.source!==f.contentWindow" in js and "h>=20&&h<=5000" in js
-    assert 'f.title=s.dataset.title||"Latest Market Prices"' in js and 'f.referrerPolicy="no-referrer"' in js
+    assert 'f.referrerPolicy="no-referrer"' in js
+
+
+async def test_embed_js_titles_the_iframe_in_the_language_of_data_locale(make_client, settings):
+    """The iframe's title (what a screen reader announces for the frame) is translated like the widget: a
+    table by catalog for the first guess, then the widget's own <title> posted with its height."""
+    js = (await (await make_client(settings, full_snapshot())).get("/embed.js")).text
+    titles = json.loads(re.search(r"const T=(\{.*?\}),L=", js).group(1))
+    assert titles["de"] == "Aktuelle Marktkurse" and titles["en"] == "Latest Market Prices"
+    assert set(titles) >= {"de", "en"} and all(titles.values())
+    assert '||"Latest Market Prices";' in js  # widget.locale's title when nothing matches
+    assert "f.title=m.title.slice(0,200)" in js and "!s.dataset.title" in js  # the exact title, unless the site set one
+    widget = (await (await make_client(settings, full_snapshot())).get("/widget?locale=de")).text
+    assert "<title>Aktuelle Marktkurse</title>" in widget
+
+
+async def test_embed_js_keeps_an_operators_own_title_untranslated(make_client, tmp_path):
+    own = settings_from(tmp_path, FULL_CONFIG + '[widget]\ntitle = "Kurse <live>"\n')
+    js = (await (await make_client(own, full_snapshot())).get("/embed.js")).text
+    assert "const T={}," in js and '||"Kurse \\u003clive\\u003e";' in js
+
+
+async def test_landing_page_speaks_the_requested_locale_and_puts_it_in_snippets_and_previews(make_client, settings):
+    client = await make_client(settings, full_snapshot())
+    page = (await client.get("/?locale=de_DE")).text
+    assert '<html lang="de" dir="ltr"' in page and "<h1>Aktuelle Marktkurse: Ihr Widget</h1>" in page
+    assert page.count('data-locale="de_DE"') == 6  # the previews
+    assert page.count("data-locale=&#34;de_DE&#34;") == 1  # the script snippet, shown as code
+    assert "theme=auto&amp;amp;locale=de_DE&#34;" in page and "title=&#34;Aktuelle Marktkurse&#34;" in page
+    default = (await client.get("/")).text
+    assert '<html lang="en" dir="ltr"' in default and "data-locale" not in default
+    bad = await client.get("/?locale=xx_YY")
+    assert bad.status_code == 400 and "locale: unknown locale" in bad.text and "Traceback" not in bad.text
 
 
 async def test_landing_page_previews_every_layout_and_theme_and_shows_snippets(make_client, settings):

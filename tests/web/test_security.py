@@ -432,8 +432,9 @@ title = {json.dumps(title)}
         assert "&lt;img src=x onerror=alert(1)&gt;" in text or url == "/"
         assert "&lt;/title&gt;&lt;script&gt;" in text
     embed = (await client.get("/embed.js")).text
-    assert "</script>" not in embed and "<" not in embed.split("f.title=s.dataset.title||", 1)[1][:60]
-    assert json.loads(embed.split("f.title=s.dataset.title||", 1)[1].split(";", 1)[0]) == title
+    fallback = embed.split("||T[P[0]]||", 1)[1]
+    assert "</script>" not in embed and "<" not in fallback[:60]
+    assert json.loads(fallback.split(";", 1)[0]) == title
     coin = (await client.get("/api/v1/prices/OPENVC")).json()
     assert coin["name"] == name
     assert (await client.get("/api/v1/prices?coins=OPENVC")).json()["coins"][0]["name"] == name
@@ -561,7 +562,7 @@ async def test_config_strings_reach_every_context_escaped_and_intact(make_client
 
     # JS: the title is a string literal that cannot end the script, break the line or the string.
     embed = (await client.get("/embed.js")).text
-    start = embed.index("f.title=s.dataset.title||") + len("f.title=s.dataset.title||")
+    start = embed.index("||T[P[0]]||") + len("||T[P[0]]||")
     literal, end = json.JSONDecoder().raw_decode(embed, start)  # a JSON string is a JS string literal
     assert literal == hostile and embed[end] == ";"
     source = embed[start:end]

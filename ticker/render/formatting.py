@@ -145,12 +145,17 @@ def spoken_change(value: float, locale: str) -> str:
         return UNKNOWN
 
 
-def currency_name(currency: str, locale: str) -> str:
-    """For screen readers: "US dollars", "euros", "BTC"."""
+def currency_name(currency: str, locale: str, price: float | None = None) -> str:
+    """For screen readers: "US dollars", "euros", "BTC". With the `price` spoken before it, the plural form
+    CLDR gives for that amount as displayed (uk "90 917,04 долара США", pl "dolara amerykańskiego"),
+    else the form for 2."""
     if currency in CRYPTO_UNITS:
         return CRYPTO_UNITS[currency][0]
     try:
-        return str(get_currency_name(currency.upper(), count=2, locale=locale))
+        count: float | Decimal = 2
+        if price is not None and math.isfinite(price) and price > 0:
+            count = display_decimal(price, currency_digits(currency))
+        return str(get_currency_name(currency.upper(), count=count, locale=locale))
     except Exception:
         return currency.upper()
 

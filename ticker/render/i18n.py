@@ -17,11 +17,13 @@ import gettext
 import io
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
+from babel.core import get_global
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -63,8 +65,10 @@ def available() -> frozenset[str]:
 
 
 def catalog_for(locale: str) -> str:
-    """The catalog a locale reads: the most specific of language_Script_TERRITORY, language_TERRITORY,
-    language_Script and language that exists, else English."""
+    """The catalog a locale reads, else English: the most specific of language_Script_TERRITORY,
+    language_TERRITORY and language_Script, then CLDR's parent locales (`pt_AO` -> pt_PT), then the
+    language, then the language's likely region when the script agrees (`pt` -> pt_BR, `zh_SG` -> zh_Hans,
+    never `zh_Hant_TW` -> zh_Hans)."""
     if locale == PSEUDO_LOCALE:
         return PSEUDO_LOCALE
     try:
@@ -72,16 +76,29 @@ def catalog_for(locale: str) -> str:
     except (ValueError, TypeError, LookupError):
         return SOURCE_LANGUAGE
     names = available()
-    lang, script, territory = parsed.language, parsed.script, parsed.territory
-    candidates = [
-        "_".join(filter(None, (lang, script, territory))),
-        "_".join(filter(None, (lang, territory))),
-        "_".join(filter(None, (lang, script))),
-        lang,
-    ]
-    if script is None and lang == "zh":  # zh, zh_CN, zh_SG are written in simplified characters
-        candidates.append("zh_Hans")
+    candidates = [*_spellings(parsed.language, parsed.script, parsed.territory)]
+    parents: Mapping[str, str] = get_global("parent_exceptions")
+    parent = parents.get(candidates[0]) or parents.get(candidates[1])
+    while parent is not None and parent not in candidates:
+        candidates.append(parent)
+        parent = parents.get(parent)
+    candidates.append(parsed.language)
+    likely = get_global("likely_subtags").get(parsed.language)
+    if likely is not None:
+        region = Locale.parse(likely)
+        if parsed.script in (None, region.script):
+            candidates += _spellings(region.language, region.script, region.territory)
     return next((name for name in candidates if name in names), SOURCE_LANGUAGE)
+
+
+def _spellings(language: str, script: str | None, territory: str | None) -> list[str]:
+    """Catalog names for a locale, most specific first: language_Script_TERRITORY, language_TERRITORY,
+    language_Script (absent parts left out)."""
+    return [
+        "_".join(filter(None, (language, script, territory))),
+        "_".join(filter(None, (language, territory))),
+        "_".join(filter(None, (language, script))),
+    ]
 
 
 @lru_cache(maxsize=64)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -36,7 +38,7 @@ from ticker.render.formatting import (
     spoken_amount,
     spoken_change,
 )
-from ticker.render.i18n import Language, catalog_for, language
+from ticker.render.i18n import Language, available, catalog_for, language
 from ticker.render.sparkline import sparkline_svg
 from ticker.web.query import WidgetOptions
 
@@ -148,7 +150,11 @@ class WidgetRenderer:
         self._currencies = settings.market.currencies
         self._unserved = settings.market.unserved_currencies
         self._embed_js = self._env.get_template("embed.js").render(
-            title=self._title, default_count=len(self._coins), default_layout=settings.widget.layout
+            title=self.title(language(self._locale)),
+            titles=_js_object(self._iframe_titles()),
+            default_locale=self._locale,
+            default_count=len(self._coins),
+            default_layout=settings.widget.layout,
         )
 
     def _environment(self, locale: str) -> jinja2.Environment:
@@ -166,6 +172,16 @@ class WidgetRenderer:
             env.install_gettext_translations(language(locale).translations, newstyle=True)  # type: ignore[attr-defined]
             self._envs[name] = env
         return env
+
+    def _iframe_titles(self) -> dict[str, str]:
+        """The iframe title embed.js sets for a `data-locale`, by catalog name ("de", "pt_BR") plus the bare
+        languages whose catalog lies elsewhere ("pt" -> pt_BR, "zh" -> zh_Hans); empty for an operator's
+        own title, which is never translated. The widget page also posts its exact title once loaded."""
+        if self._title != DEFAULT_TITLE:
+            return {}
+        names = available()
+        bare = {name.split("_")[0] for name in names} - names
+        return {name: self.title(language(name)) for name in sorted(names | bare)}
 
     def title(self, lang: Language) -> str:
         """The widget's title: the default one translated, an operator's own as written."""
@@ -195,30 +211,40 @@ class WidgetRenderer:
     def embed_js(self) -> str:
         return self._embed_js
 
-    def landing(self, base: str) -> str:
-        """The page at /: every layout and theme previewed, and the snippets to paste."""
+    def landing(self, base: str, locale: str | None = None) -> str:
+        """The page at /: every layout and theme previewed, and the snippets to paste. `locale` (allowed,
+        Babel-spelled) is the page's language and goes into the snippets and previews; None: widget.locale."""
+        lang = language(locale or self._locale)
+        title = self.title(lang)
         # Snippets are HTML the operator pastes elsewhere: every attribute value escaped, so any title pastes.
         coins = ",".join(self._coins[:2])
-        widget_url = f"{base}/widget?" + urlencode({"coins": coins, "theme": "auto"}, safe=",")
+        chosen = {"locale": locale} if locale else {}
+        widget_url = f"{base}/widget?" + urlencode({"coins": coins, "theme": "auto", **chosen}, safe=",")
+        locale_attribute = f' data-locale="{_attr(locale)}"' if locale else ""
         script = (
-            f'<script src="{_attr(base + "/embed.js")}" data-coins="{_attr(coins)}" data-theme="auto" async></script>'
+            f'<script src="{_attr(base + "/embed.js")}" data-coins="{_attr(coins)}" data-theme="auto"'
+            f"{locale_attribute} async></script>"
         )
         iframe = (
-            f'<iframe src="{_attr(widget_url)}" title="{_attr(self._title)}" width="320" height="200" '
+            f'<iframe src="{_attr(widget_url)}" title="{_attr(title)}" width="320" height="200" '
             'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>'
         )
-        lang = language(self._locale)
-        return self._env.get_template("index.html").render(
-            title=self.title(lang),
-            lang=lang.tag,
-            dir=lang.dir,
-            base=base,
-            script_snippet=script,
-            iframe_snippet=iframe,
-            coins=", ".join(self._coins),
-            currencies=", ".join(self._currencies),
-            layouts=LAYOUTS,
-            themes=("light", "dark"),
+        return (
+            self._environment(locale or self._locale)
+            .get_template("index.html")
+            .render(
+                title=title,
+                lang=lang.tag,
+                dir=lang.dir,
+                base=base,
+                locale=locale,
+                script_snippet=script,
+                iframe_snippet=iframe,
+                coins=", ".join(self._coins),
+                currencies=", ".join(self._currencies),
+                layouts=LAYOUTS,
+                themes=("light", "dark"),
+            )
         )
 
     def _context(self, board: Board, options: WidgetOptions, now: datetime, page: Page) -> dict[str, object]:
@@ -309,12 +335,14 @@ def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, rea
         arrow=ARROWS[direction],
         stale=row.stale,
         as_of=as_of,
-        spoken=spoken(row, currency, lang, direction, reason.text(lang, now, note=False) if reason else None),
+        spoken=spoken(row, currency, lang, direction, now, reason.text(lang, now, note=False) if reason else None),
         spark=Markup(spark) if spark else None,
     )
 
 
-def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason: str | None = None) -> str:
+def spoken(
+    row: Row, currency: str, lang: Language, direction: Direction, now: datetime, reason: str | None = None
+) -> str:
     """'Bitcoin, 90,917.04 US dollars, up 1.64 percent in 24 hours' for screen readers: every digit of the
     price, and a change that shows as 0.00 % is "unchanged". Clauses are whole catalog sentences, joined
     by the catalog's own "%(sentence)s, %(clause)s" (so Arabic can use its comma)."""
@@ -327,7 +355,7 @@ def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason
     amount = {
         "name": row.name,
         "amount": spoken_amount(row.price, currency, locale),
-        "currency": currency_name(currency, locale),
+        "currency": currency_name(currency, locale, row.price),
     }
     text = _("%(name)s, %(amount)s %(currency)s") % amount
     clauses = []
@@ -353,7 +381,7 @@ def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason
             lang.ngettext("unchanged in %(hours)d hour", "unchanged in %(hours)d hours", hours) % {"hours": hours}
         )
     if row.stale and row.updated_at is not None:
-        clauses.append(_("last updated %(time)s") % {"time": utc_time(row.updated_at, lang)})
+        clauses.append(_("last updated %(time)s") % {"time": clock_time(row.updated_at, now, lang)})
     for clause in clauses:
         text = _("%(sentence)s, %(clause)s") % {"sentence": text, "clause": clause}
     return text
@@ -378,3 +406,12 @@ def clock_time(moment: datetime, now: datetime, lang: Language | None = None) ->
 def _attr(value: str) -> str:
     """A value for a double-quoted HTML attribute in a snippet we show for pasting."""
     return escape(value, quote=True)
+
+
+def _js_object(data: Mapping[str, str]) -> Markup:
+    """A JSON object for a JavaScript file, in UTF-8 rather than \\u escapes (a third of the bytes for
+    Arabic, half for CJK), with the characters that could end a string or a script tag escaped."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return Markup(text)

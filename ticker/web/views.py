@@ -154,8 +154,7 @@ class Views:
             locale = error_locale(query, self._settings)
         except QueryError:
             pass
-        gettext = language(locale).gettext
-        message = err.translated(gettext) if isinstance(err, QueryError) else str(err)
+        message = err.translated(language(locale)) if isinstance(err, QueryError) else str(err)
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
@@ -177,9 +176,15 @@ class Views:
         return Response(LANDING_CSS, media_type="text/css; charset=utf-8", headers=PLAIN_HEADERS)
 
     async def index(self, request: Request) -> Response:
+        """The landing page in widget.locale, or in `?locale=` (an allowed one) for an operator reading
+        another language; its previews and snippets then use that locale too."""
         base = self._settings.server.public_url or str(request.base_url).rstrip("/")
+        try:
+            locale = error_locale(request.query_params, self._settings) if "locale" in request.query_params else None
+        except QueryError as err:
+            return self.html_error_page(err, 400, request.query_params)
         return HTMLResponse(
-            self._renderer.landing(base),
+            self._renderer.landing(base, locale),
             media_type=HTML_TYPE,
             headers=COMMON_HEADERS | {"content-security-policy": LANDING_CSP},
         )

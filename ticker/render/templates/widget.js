@@ -1,5 +1,5 @@
 (()=>{const d=document,p=parent!==window;let s=d.querySelector(".tk");
-const h=()=>{p&&parent.postMessage({type:"ticker:height",height:Math.ceil(d.documentElement.getBoundingClientRect().height)},"*")};
+const h=()=>{p&&parent.postMessage({type:"ticker:height",height:Math.ceil(d.documentElement.getBoundingClientRect().height),title:d.title},"*")};
 const r=()=>fetch(s.dataset.src,{cache:"no-cache"}).then(x=>x.ok?x.text():"").then(t=>{if(!t)return;
 const n=new DOMParser().parseFromString(t,"text/html");n.querySelectorAll("[data-k]").forEach(e=>{
 d.querySelectorAll('[data-k="'+e.dataset.k+'"]').forEach(o=>{if(o.innerHTML!==e.innerHTML)o.innerHTML=e.innerHTML;o.className=e.className})});
