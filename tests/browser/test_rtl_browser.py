@@ -255,7 +255,7 @@ def test_translated_examples(
     open_page: Callable[..., Watched],
     screenshots: Path,
 ) -> None:
-    """Written to build/screenshots/i18n-<layout>-<locale>-<theme>.png, with every icon loaded."""
+    """Written to build/screenshots/i18n-<locale>-<layout>.png, with every icon loaded."""
     watched = open_page(viewport={"width": width, "height": 800 if layout != "ticker" else 120})
     page = watched.page
     page.goto(f"{service.url}/widget?layout={layout}&theme={theme}&locale={locale}")
@@ -265,5 +265,5 @@ def test_translated_examples(
     assert page.title() != "Latest Market Prices"
     if layout == "ticker":
         stop_tape(page)
-    page.locator(".tk").screenshot(path=screenshots / f"i18n-{layout}-{locale}-{theme}.png", animations="disabled")
+    page.locator(".tk").screenshot(path=screenshots / f"i18n-{locale}-{layout}.png", animations="disabled")
     watched.assert_clean(service.url)

@@ -5,8 +5,8 @@ and per coin of the first list its icon, name, symbol, price, change and note. E
 extent of its glyphs (a Range over its contents, so text running out of its element counts); `seen`,
 that box clipped by every ancestor that hides its overflow up to the widget (what the reader sees);
 and `whole`, clipped only up to the coin's row (on the ticker's tape, whose strip shows the coins in
-turn, a coin past the strip's edge is not cut). Boxes are viewport pixels {left, right, top, bottom}.
-`text_faults` turns them into sentences.
+turn, a coin past the strip's edge is not cut); and `first`, the box of its first letter. Boxes are
+viewport pixels {left, right, top, bottom}. `text_faults` turns them into sentences.
 """
 
 from __future__ import annotations

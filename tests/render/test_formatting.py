@@ -83,7 +83,6 @@ def test_screen_readers_get_every_digit():
     assert currency_name("kwd", "en_US") == "Kuwaiti dinars" and currency_name("sats", "en_US") == "sats"
 
 
-
 def test_currency_names_agree_with_the_amount_as_displayed():
     """CLDR's plural form for the spoken amount: a decimal takes uk "долара", pl "dolara" (not the form for 2);
     a whole yen amount its own form; a non-number falls back to the plural."""
@@ -92,6 +91,7 @@ def test_currency_names_agree_with_the_amount_as_displayed():
     assert currency_name("jpy", "pl", 13709330.22) == "jenów japońskich"  # 13 709 330: whole, "many"
     assert currency_name("usd", "en_US", 1.0) == "US dollars"  # "1.00 US dollars"
     assert currency_name("usd", "pl", float("nan")) == currency_name("usd", "pl")
+
 
 CHANGES = [
     # (change in %, direction, shown)
