@@ -52,3 +52,22 @@ def test_longer_texts_fit_at_every_width(
             page.locator(".tk").screenshot(path=screenshots / f"pseudo-{layout}-{width}.png", animations="disabled")
     assert faults == [], "\n".join(faults)
     watched.assert_clean(pseudo_service.url)
+
+
+def test_the_landing_page_fits_a_phone_in_longer_words(
+    pseudo_service: Service, open_page: Callable[..., Watched]
+) -> None:
+    """At 320 px the lengthened headings, snippets and previews take the width there is: no sideways scrolling."""
+    watched = open_page(viewport={"width": 320, "height": 700})
+    page = watched.page
+    page.goto(f"{pseudo_service.url}/")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    assert "Ṁàŕķéţ" in page.inner_text("h1")
+    widths = page.evaluate(
+        "() => ({page: document.documentElement.scrollWidth, room: document.documentElement.clientWidth,"
+        " wider: [...document.querySelectorAll('h1, h2, h3, p, pre, figure')]"
+        ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)"
+        ".map(e => e.tagName + ': ' + e.textContent.slice(0, 40))})"
+    )
+    assert widths["page"] <= widths["room"] and widths["wider"] == [], widths
+    watched.assert_clean(pseudo_service.url)

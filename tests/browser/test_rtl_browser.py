@@ -267,3 +267,21 @@ def test_translated_examples(
         stop_tape(page)
     page.locator(".tk").screenshot(path=screenshots / f"i18n-{locale}-{layout}.png", animations="disabled")
     watched.assert_clean(service.url)
+
+
+def test_the_landing_page_in_arabic_fits_a_phone(service: Service, open_page: Callable[..., Watched]) -> None:
+    """`/?locale=ar` at 320 px: right to left, and nothing runs out of the page on either side."""
+    watched = open_page(viewport={"width": 320, "height": 700})
+    page = watched.page
+    page.goto(f"{service.url}/?locale=ar")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    assert page.evaluate("() => [document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]
+    widths = page.evaluate(
+        "() => ({page: document.documentElement.scrollWidth, room: document.documentElement.clientWidth,"
+        " out: [...document.querySelectorAll('h1, h2, h3, p, pre, figure')].filter(e => {"
+        "   const r = e.getBoundingClientRect();"
+        "   return r.left < -0.5 || r.right > document.documentElement.clientWidth + 0.5;"
+        " }).map(e => e.tagName + ': ' + e.textContent.slice(0, 40))})"
+    )
+    assert widths["page"] <= widths["room"] and widths["out"] == [], widths
+    watched.assert_clean(service.url)
