@@ -172,3 +172,23 @@ async def test_the_outage_buffer_is_bounded_and_keeps_the_aggregates(redis_serve
     assert await reader.price_at("BTC", "usd", coin.times[-1], 0) == coin.prices[-1]
     await store.close()
     await reader.close()
+
+
+async def test_retention_and_forgetting_delete_whole_keys(redis_server):
+    store, other = history(redis_server, "ns"), Redis.from_url(redis_server.url)
+    btc, old = Series("BTC", 90_000.0, seed=10), Series("OLD", 1.0, seed=11)
+    for minute in range(0, 4 * 24 * 60, 2):  # four days, a quote every 2 minutes
+        await store.append([btc.quote(DAY0 + minute * 60.0), old.quote(DAY0 + minute * 60.0)])
+    now = DAY0 + 4 * DAY
+    await store.prune({"BTC"}, now)
+    raw = [k for k in await other.keys("ns:history:BTC:usd:raw:*") if not k.endswith(b":chunks")]
+    assert len(raw) <= 2 * DAY // 7200 + 1  # 48 hours of 2-hour chunks
+    assert await store.price_at("BTC", "usd", btc.times[0], 0) is None
+    assert await store.price_at("BTC", "usd", btc.times[-1], 0) == btc.prices[-1]
+    assert await other.keys("ns:history:OLD:*") != []  # removed from the config, still in its grace period
+    await store.prune({"BTC"}, now + 31 * DAY)
+    assert await other.keys("ns:history:OLD:*") == []
+    assert await other.smembers("ns:history:series") == {b"BTC:usd"}
+    await assert_exact(store, btc, now)
+    await store.close()
+    await other.aclose()

@@ -4,7 +4,7 @@ The keys, chunks, binary members and the Lua script that writes them are redis_l
 their ages rollup.py's. Only the lease holder writes (the caller sees to that); every instance reads.
 One `append` (a round) is one atomic script call that skips duplicates and merges each new quote into
 its bucket of every tier, so instances writing at once (a lease handover, buffers written out when Redis
-returns) lose nothing. A read is one or two pipelined round trips.
+returns) lose nothing. A read takes two or three round trips (pipelined).
 
 While Redis is away, writes go to a bounded MemoryHistory (`buffer_limit` quotes and buckets per tier,
 see memory.py) and backfilled candles to a bounded queue (add_candles then returns 0); reads answer from
@@ -283,8 +283,9 @@ class RedisHistory:
         async with self.redis.pipeline(transaction=False) as pipe:
             for series, held, last in zip(all_series, chunks, newest, strict=True):
                 if series.symbol not in keep and (last is None or last <= now - rollup.FORGET_AFTER):
-                    pipe.delete(*(series.chunk(t, n) for t in TIER_NAMES for n in held[t]))
-                    pipe.delete(*map(series.index, TIER_NAMES))
+                    pipe.delete(
+                        *(series.chunk(t, n) for t in TIER_NAMES for n in held[t]), *map(series.index, TIER_NAMES)
+                    )
                     pipe.srem(index, series.name)
                     continue
                 for tier, cutoff in cutoffs.items():
