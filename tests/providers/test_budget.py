@@ -77,6 +77,26 @@ def test_side_work_leaves_the_next_rounds_their_share():
     assert budget.try_spend()  # and the price round gets it
 
 
+def test_a_monthly_cap_the_rounds_nearly_fill_still_leaves_side_work_its_remainder():
+    """CoinGecko demo: 10,000 a month is 333 a day; rounds every 300 s take 288 of them. After a whole day
+    of rounds, side work (hourly market data, backfill) may still send the other 45 in the next day, and
+    no day ever exceeds 333 (the rounds' past requests are not counted against their reserve twice)."""
+    clock = Ticks()
+    budget = RequestBudget(30, 10_000, monotonic=clock)
+    reserve = budget.reserve_for(per_round=1, interval=300)
+    assert reserve == (1, 288)
+    sent_side, sent_at = 0, []
+    for step in range(2 * 288):  # two days of rounds, side work trying every 5 minutes too
+        assert budget.try_spend(), f"a price round was refused at step {step}"
+        sent_at.append(clock.now)
+        while budget.try_spend(reserve):
+            sent_side += 1
+            sent_at.append(clock.now)
+        clock.now += 300
+    assert 45 <= sent_side <= 2 * 45
+    assert max(sum(1 for t in sent_at if start <= t < start + 86_400) for start in sent_at) <= 333
+
+
 def test_budget_use_survives_as_unix_times():
     clock = [100.0]
     budget = RequestBudget(3, None, monotonic=lambda: clock[0])

@@ -9,7 +9,13 @@ cannot spend a fallback's whole month in a day.
 
 Price rounds come first: side work (metadata, backfills) asks with a
 `reserve`, the requests the next rounds will need within each window, and
-is refused while granting it would eat into them.
+is refused while granting it would eat into them: the side requests already
+in a window plus this one may not exceed the limit less the reserve (and all
+requests together never the limit). The rounds' own past requests are not
+counted against the reserve a second time: at a steady rate the rounds in any
+window are the reserve, so a monthly cap the rounds nearly fill still leaves
+side work its small remainder. Restored (saved) requests count as round
+requests: the overall limit still holds them.
 
 Several instances polling on their own (Redis away, `cache.redis_fallback`)
 share one upstream budget: `share(n)` divides each window by the instances
@@ -51,6 +57,8 @@ class RequestBudget:
             self._windows.append((DAY, max(int(per_month / DAYS_PER_MONTH), 1), deque()))
         self._monotonic = monotonic
         self._sent: deque[float] = deque()  # every request in the longest window, monotonic seconds
+        # Side requests (sent with a reserve) in each window, parallel to self._windows.
+        self._side: list[deque[float]] = [deque() for _ in self._windows]
         self._instances = 1
         self._last: float | None = None  # the latest request, for spacing shared requests evenly
         self.spent = 0  # requests sent over the budget's life, for tests and metrics
@@ -67,9 +75,11 @@ class RequestBudget:
         longest = max((length for length, _, _ in self._windows), default=0.0)
         while self._sent and self._sent[0] <= now - longest:
             self._sent.popleft()
-        for length, _, sent in self._windows:
+        for (length, _, sent), side in zip(self._windows, self._side, strict=True):
             while sent and sent[0] <= now - length:
                 sent.popleft()
+            while side and side[0] <= now - length:
+                side.popleft()
 
     def wait_seconds(self, reserve: Iterable[int] | None = None) -> float:
         """0 if a request may go now, else how long until one may.
@@ -78,15 +88,19 @@ class RequestBudget:
         """
         now = self._monotonic()
         self._expire(now)
-        reserved = list(reserve or ())
+        reserved = None if reserve is None else list(reserve)
         wait = 0.0
         for index, (length, limit, sent) in enumerate(self._windows):
             allowed = max(limit // self._instances, 1)  # the spacing below keeps the fractional rate
-            allowed -= reserved[index] if index < len(reserved) else 0
-            if allowed <= 0:
-                return length  # nothing is left for this kind of request in a whole window
             if len(sent) >= allowed:
                 wait = max(wait, sent[len(sent) - allowed] + length - now)
+            if reserved is not None:  # side work: what the next rounds need stays unspent
+                side_allowed = allowed - (reserved[index] if index < len(reserved) else 0)
+                if side_allowed <= 0:
+                    return length  # nothing is left for this kind of request in a whole window
+                side = self._side[index]
+                if len(side) >= side_allowed:
+                    wait = max(wait, side[len(side) - side_allowed] + length - now)
             if self._instances > 1 and self._last is not None:
                 wait = max(wait, self._last + length * self._instances / limit - now)
         return max(wait, 0.0)
@@ -96,8 +110,10 @@ class RequestBudget:
         if self.wait_seconds(reserve) > 0:
             return False
         now = self._monotonic()
-        for _, _, sent in self._windows:
+        for (_, _, sent), side in zip(self._windows, self._side, strict=True):
             sent.append(now)
+            if reserve is not None:
+                side.append(now)
         self._sent.append(now)
         self._last = now
         self.spent += 1
