@@ -34,6 +34,7 @@ import anyio
 from ticker.exceptions import ProviderError
 from ticker.history.recorder import HistoryRecorder
 from ticker.history.sparkline import record
+from ticker.market import with_market
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.plausibility import Gate
 from ticker.providers import Provider
@@ -154,7 +155,8 @@ class Poller:
             got = await self._fetch(provider, manners, coins, currencies)
             if got is None:
                 continue
-            asked = [q for q in got if (q.symbol, q.currency) in missing]
+            # A provider's hourly market data (rank, changes) joins its quotes here while fresh (market.py).
+            asked = [with_market(q, now) for q in got if (q.symbol, q.currency) in missing]
             for quote in self._gate.screen(asked, now):
                 pair = (quote.symbol, quote.currency)
                 if pair not in missing:
