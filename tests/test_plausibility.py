@@ -117,6 +117,39 @@ def test_whatever_a_provider_sends_the_gate_lets_through_only_plausible_numbers(
         assert kept.updated_at is not None and kept.updated_at <= NOW
 
 
+def finite(value: float) -> bool:
+    """A number a float can hold, and not inf or nan (10**400 is neither)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    changes=st.tuples(*[st.one_of(st.none(), junk_numbers)] * 3),
+    figures=st.tuples(*[st.one_of(st.none(), junk_numbers)] * 2),
+    rank=st.one_of(st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**6), junk_numbers),
+)
+def test_changes_and_market_figures_pass_only_when_plausible(changes, figures, rank):
+    """Any provider (not only the parsers that already clean them): a 1h/7d/30d change outside -100 % to
+    +1,000,000 %, a market cap or volume that is not finite and positive, a rank that is not a whole number from
+    1 become None; the price is kept, and a plausible value passes unchanged."""
+    sent = Quote("BTC", "usd", 90_000.0, 1.0, NOW, "alpha", None, None, *changes, *figures, rank)
+    [kept] = gate().screen([sent], NOW)
+    assert kept.price == 90_000.0
+    for given_change, change in zip(
+        changes, (kept.change_1h_pct, kept.change_7d_pct, kept.change_30d_pct), strict=True
+    ):
+        plausible = isinstance(given_change, int | float) and CHANGE_MIN <= given_change <= CHANGE_MAX
+        assert change == (float(given_change) if plausible else None)
+    for given_figure, figure in zip(figures, (kept.market_cap, kept.volume_24h), strict=True):
+        plausible = isinstance(given_figure, int | float) and given_figure > 0 and finite(given_figure)
+        assert figure == (float(given_figure) if plausible else None) and (figure is None or type(figure) is float)
+    whole = isinstance(rank, int) and not isinstance(rank, bool) and rank >= 1
+    assert kept.rank == (rank if whole else None)
+
+
 # -- rule 2: jumps -----------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 from tests.conftest import NOW, quote, snapshot_of
 from ticker.models import ProviderStatus, Snapshot
@@ -9,7 +10,8 @@ from ticker.store import SnapshotStore
 
 
 def sample() -> Snapshot:
-    snap = snapshot_of(quote("BTC", 90917.04), quote("ARRR", 0.00001234, change=None))
+    market = {"market_cap": 1815092365248.12, "volume_24h": 31260929299.52, "rank": 1, "change_30d_pct": 6.7312}
+    snap = snapshot_of(replace(quote("BTC", 90917.04), **market), quote("ARRR", 0.00001234, change=None))
     return Snapshot(
         snap.generated_at,
         snap.quotes,
@@ -33,6 +35,14 @@ async def test_snapshot_survives_a_restart_through_the_file(tmp_path):
     loaded = await restarted.load()
     assert loaded == sample() and restarted.current == sample()
     assert loaded.quote("ARRR", "usd").price == 0.00001234
+    btc, arrr = loaded.quote("BTC", "usd"), loaded.quote("ARRR", "usd")
+    assert (btc.market_cap, btc.volume_24h, btc.rank, btc.change_30d_pct) == (
+        1815092365248.12,
+        31260929299.52,
+        1,
+        6.7312,
+    )
+    assert (arrr.market_cap, arrr.volume_24h, arrr.rank) == (None, None, None)  # unknown stays unknown, never 0
     assert loaded.quote("BTC", "usd").updated_at == quote("BTC", 1).updated_at  # honest age after restart
     assert [p.name for p in path.parent.iterdir()] == ["snap.json"]  # no temp files left behind
 
@@ -73,3 +83,12 @@ async def test_replacing_the_file_is_atomic(tmp_path, monkeypatch):
     await store.put(Snapshot(NOW))
     assert path.read_bytes() == before  # the old file stays whole
     assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]
+
+
+def test_a_snapshot_saved_before_the_market_fields_loads_with_them_unknown():
+    data = sample().to_dict()
+    for saved in data["quotes"]:
+        for key in ("market_cap", "volume_24h", "rank"):
+            del saved[key]
+    btc = Snapshot.from_dict(data).quote("BTC", "usd")
+    assert btc.price == 90917.04 and (btc.market_cap, btc.volume_24h, btc.rank) == (None, None, None)

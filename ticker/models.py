@@ -50,6 +50,23 @@ class Coin:
 
 
 @dataclass(frozen=True)
+class MarketData:
+    """A provider's slower market figures for one coin, as of `at`: its own time, else when they were fetched.
+
+    `rank` by market cap (1 is the largest); the changes in percent over 1 hour, 7 days and 30 days, in
+    `currency`. CoinGecko's hourly /coins/markets gives them; the poller merges them into that coin's
+    quotes while they are at most a couple of hours old (ticker/market.py), never later.
+    """
+
+    currency: str
+    at: datetime
+    rank: int | None = None
+    change_1h_pct: float | None = None
+    change_7d_pct: float | None = None
+    change_30d_pct: float | None = None
+
+
+@dataclass(frozen=True)
 class Quote:
     """One coin's price in one currency, as a provider gave it (unrounded)."""
 
@@ -67,6 +84,13 @@ class Quote:
     change_1h_pct: float | None = None
     change_7d_pct: float | None = None
     change_30d_pct: float | None = None
+    # Market figures, None when unknown (never 0): market capitalisation and the volume traded in the last
+    # 24 hours, both in the quote's currency; rank by market cap (1 is the largest).
+    market_cap: float | None = None
+    volume_24h: float | None = None
+    rank: int | None = None
+    # Extra: a provider's hourly market data, which the poller merges into the fields above and drops.
+    market: MarketData | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +101,9 @@ class Quote:
             "change_1h_pct": self.change_1h_pct,
             "change_7d_pct": self.change_7d_pct,
             "change_30d_pct": self.change_30d_pct,
+            "market_cap": self.market_cap,
+            "volume_24h": self.volume_24h,
+            "rank": self.rank,
             "updated_at": iso(self.updated_at),
             "source": self.source,
         }
@@ -94,6 +121,9 @@ class Quote:
             change_1h_pct=_number_or_none(data.get("change_1h_pct")),
             change_7d_pct=_number_or_none(data.get("change_7d_pct")),
             change_30d_pct=_number_or_none(data.get("change_30d_pct")),
+            market_cap=_number_or_none(data.get("market_cap")),
+            volume_24h=_number_or_none(data.get("volume_24h")),
+            rank=None if data.get("rank") is None else int(data["rank"]),
         )
 
 

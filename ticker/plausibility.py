@@ -6,8 +6,10 @@ The poller (and anything else that writes quotes) passes each quote through one 
    asked for it): a price that is not a finite positive number, or whose USD equivalent lies
    outside [1e-12, 1e7] (fiat through the dated table in rates.py; btc, eth and sats through
    BTC's and ETH's USD price from the same batch, else the last known, else the table's
-   fallback). A 24 h change that is not finite, below -100 % or above +1,000,000 % becomes None
-   (the price stays). A time in the future becomes the fetch time.
+   fallback). A change (1 h, 24 h, 7 d, 30 d) that is not finite, below -100 % or above +1,000,000 %
+   becomes None (the price stays). A market cap or 24 h volume that is not a finite positive number,
+   and a rank that is not a whole number from 1 up, become None. A time in the future becomes the
+   fetch time.
 2. `admit`, the rule about the quote against the last good one: a price that moves more than
    `max_jump_pct` from a last good price that is still fresh is held (the last good price stays
    and ages) until a second provider's quote in the same round, or a quote of the next round,
@@ -102,22 +104,19 @@ class Gate:
         if usd is not None and not USD_MIN <= usd <= USD_MAX:
             self._reject(quote, f"about {usd:.3g} USD, outside 1e-12 to 1e7 USD")
             return None
-        change = quote.change_24h_pct
-        if change is not None and not (_number(change) and CHANGE_MIN <= change <= CHANGE_MAX):
-            if _number(change) and math.isfinite(change):
-                logger.warning(
-                    "%s: %s/%s: ignoring 24h change %.6g%% (outside -100%% to +1,000,000%%); the price is kept",
-                    quote.source,
-                    quote.symbol,
-                    quote.currency,
-                    change,
-                    extra={"once": (quote.source, quote.symbol, quote.currency, "change")},
-                )
-            change = None
-        elif change is not None:
-            change = float(change)
         updated = quote.updated_at if quote.updated_at is not None and quote.updated_at <= now else now
-        return replace(quote, price=float(quote.price), change_24h_pct=change, updated_at=updated)
+        return replace(
+            quote,
+            price=float(quote.price),
+            change_24h_pct=_change(quote, "24h", quote.change_24h_pct),
+            change_1h_pct=_change(quote, "1h", quote.change_1h_pct),
+            change_7d_pct=_change(quote, "7d", quote.change_7d_pct),
+            change_30d_pct=_change(quote, "30d", quote.change_30d_pct),
+            market_cap=_figure(quote.market_cap),
+            volume_24h=_figure(quote.volume_24h),
+            rank=quote.rank if _rank(quote.rank) else None,
+            updated_at=updated,
+        )
 
     def usd_value(self, price: float, currency: str) -> float | None:
         """`price` in `currency` as approximate US dollars; None for a currency without a rate."""
@@ -205,6 +204,35 @@ class Gate:
             and quote.updated_at is not None
             and (now - quote.updated_at).total_seconds() > self._stale_after
         )
+
+
+def _change(quote: Quote, span: str, change: float | None) -> float | None:
+    """The change in percent as a float, or None (logged once a day when it is a finite number out of range)."""
+    if change is None:
+        return None
+    if _number(change) and CHANGE_MIN <= change <= CHANGE_MAX:
+        return float(change)
+    if _number(change) and math.isfinite(change):
+        logger.warning(
+            "%s: %s/%s: ignoring %s change %.6g%% (outside -100%% to +1,000,000%%); the price is kept",
+            quote.source,
+            quote.symbol,
+            quote.currency,
+            span,
+            change,
+            extra={"once": (quote.source, quote.symbol, quote.currency, f"change {span}")},
+        )
+    return None
+
+
+def _figure(value: object) -> float | None:
+    """A market cap or volume as a float if it is a finite positive number, else None (unknown)."""
+    return float(value) if _number(value) and math.isfinite(value) and value > 0 else None
+
+
+def _rank(value: object) -> TypeGuard[int]:
+    """A whole number from 1 up (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _number(value: object) -> TypeGuard[float]:

@@ -10,7 +10,9 @@ when it arrives counts as missing too; it is used only if no provider has a
 newer one, and never replaces a newer quote we hold. Providers that asked us to wait, or keep failing, are skipped
 (providers/manners.py); their coins come from the next provider meanwhile.
 State changes (failure, recovery, failover) are logged once, never once per
-round.
+round. Before the gate, a provider's hourly market data (rank, 1h/7d/30d
+changes) joins its quotes while it is at most two hours old (market.py);
+after it, the history recorder fills the changes still missing from ours.
 
 Scheduling runs on the monotonic clock: rounds start every interval from the
 first, a round that overruns skips the starts it missed (no backlog), and a
@@ -34,6 +36,7 @@ import anyio
 from ticker.exceptions import ProviderError
 from ticker.history.recorder import HistoryRecorder
 from ticker.history.sparkline import record
+from ticker.market import with_market
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.plausibility import Gate
 from ticker.providers import Provider
@@ -154,7 +157,8 @@ class Poller:
             got = await self._fetch(provider, manners, coins, currencies)
             if got is None:
                 continue
-            asked = [q for q in got if (q.symbol, q.currency) in missing]
+            # A provider's hourly market data (rank, changes) joins its quotes here while fresh (market.py).
+            asked = [with_market(q, now) for q in got if (q.symbol, q.currency) in missing]
             for quote in self._gate.screen(asked, now):
                 pair = (quote.symbol, quote.currency)
                 if pair not in missing:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 import math
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from tests.providers.failures import transport_failures
 from tests.providers.helpers import make_provider
 from ticker.config import ProviderSettings, default_settings
 from ticker.exceptions import ProviderError
-from ticker.models import Coin
+from ticker.models import Coin, MarketData
 from ticker.providers.budget import RequestBudget
 from ticker.providers.coingecko import CoinGecko
 
@@ -53,14 +54,17 @@ async def test_one_batched_request_for_every_coin_and_currency(respx_mock, clien
     assert params["ids"] == "bitcoin,ethereum,neo,waves,monero,nano,ark,pirate-chain,dogecoin,litecoin,cardano"
     assert params["vs_currencies"] == "usd,eur"
     assert params["include_24hr_change"] == "true" and params["include_last_updated_at"] == "true"
+    assert params["include_market_cap"] == "true" and params["include_24hr_vol"] == "true"  # in the same call
     assert params["precision"] == "full"
     assert len(quotes) == 22
     btc = next(q for q in quotes if q.symbol == "BTC" and q.currency == "usd")
     assert btc.price == 90917.04 and btc.change_24h_pct == 1.64 and btc.source == "coingecko"
+    assert btc.market_cap == 1815092365248.12 and btc.volume_24h == 31260929299.52
     assert btc.updated_at == datetime(2026, 11, 27, 18, 19, 31, tzinfo=UTC)
     assert btc.icon_url == "https://assets.coingecko.com/coins/images/1/large/bitcoin.png?1547033579"
     arrr = next(q for q in quotes if q.symbol == "ARRR" and q.currency == "eur")
     assert arrr.price == 0.13068 and arrr.icon_url is None
+    assert arrr.market_cap is None and arrr.volume_24h == 196476.93  # CoinGecko's 0: unknown, never 0
 
 
 async def test_official_doc_example_parses_unrounded(respx_mock, client):
@@ -69,6 +73,7 @@ async def test_official_doc_example_parses_unrounded(respx_mock, client):
     assert btc.price == 67187.3358936566
     assert btc.change_24h_pct == 3.63727894677354
     assert btc.updated_at == datetime.fromtimestamp(1711356300, UTC)
+    assert btc.market_cap == 1317802988326.25 and btc.volume_24h == 31260929299.5248
 
 
 async def test_sub_cent_price_keeps_its_digits_and_missing_time_is_left_to_the_poller(respx_mock, client):
@@ -84,6 +89,7 @@ async def test_captured_multi_coin_response_without_change(respx_mock, client):
     quotes = {q.symbol: q for q in await provider(client).fetch(coins, ["usd"])}
     assert quotes["PEG"].price == 0.0016529 and quotes["XMR"].price == 57.61
     assert quotes["BTC"].change_24h_pct is None  # not requested in that capture: unknown, never 0
+    assert quotes["BTC"].market_cap is None and quotes["BTC"].volume_24h is None
 
 
 async def test_a_missing_coin_is_left_out_not_zero(respx_mock, client):
@@ -267,3 +273,134 @@ async def test_an_oversized_body_is_refused_without_being_held(respx_mock, clien
     respx_mock.get(PRICE_URL).respond(200, content=b'{"bitcoin": {"usd": 1.0, "pad": "' + b"x" * 5000 + b'"}}')
     with pytest.raises(ProviderError, match="response too large"):
         await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+
+
+# -- market fields: market cap and 24h volume every round, rank and 1h/7d/30d changes hourly ------------------
+
+MARKETS_CHANGES = "coingecko_coins_markets_changes.constructed.json"
+FETCHED = datetime(2026, 11, 27, 18, 20, tzinfo=UTC)  # when the tests' /coins/markets answer arrives
+
+
+def with_wall(cg: CoinGecko, moment: datetime = FETCHED) -> list[float]:
+    """Set the provider's wall clock (Unix seconds); the test moves it through the returned list."""
+    wall = [moment.timestamp()]
+    cg.session.manners.wall = lambda: wall[0]
+    return wall
+
+
+MARKET_FIGURES = [  # the raw JSON of `usd_market_cap` and `usd_24h_vol`, and what a quote makes of it
+    pytest.param(b"1317802988326.25", 1317802988326.25, id="number"),
+    pytest.param(b"42", 42.0, id="integer"),
+    pytest.param(b"0", None, id="zero-is-unknown"),
+    pytest.param(b"0.0", None, id="zero-float"),
+    pytest.param(b"null", None, id="null"),
+    pytest.param(b"-5", None, id="negative"),
+    pytest.param(b'"1317802988326.25"', None, id="numeric-string"),
+    pytest.param(b'""', None, id="empty-string"),
+    pytest.param(b"true", None, id="bool"),
+    pytest.param(b"NaN", None, id="nan"),
+    pytest.param(b"1e999", None, id="infinite"),
+    pytest.param(b"[1]", None, id="list"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), MARKET_FIGURES)
+async def test_market_cap_and_volume_are_positive_numbers_or_unknown(respx_mock, client, raw, expected):
+    body = b'{"bitcoin": {"usd": 67187.33, "usd_market_cap": %s, "usd_24h_vol": %s, "usd_24h_change": 3.6}}' % (
+        raw,
+        raw,
+    )
+    respx_mock.get(PRICE_URL).respond(200, content=body, headers={"content-type": "application/json"})
+    [btc] = await provider(client).fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert btc.price == 67187.33 and btc.change_24h_pct == 3.6  # the price never suffers for a bad figure
+    assert btc.market_cap == expected and btc.volume_24h == expected
+
+
+async def test_rank_and_changes_come_from_the_hourly_markets_call_with_the_next_quotes(respx_mock, client):
+    markets = respx_mock.get(MARKETS_URL).respond(200, json=fixture_json(MARKETS_CHANGES))
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price_default_coins.constructed.json"))
+    cg = provider(client)
+    with_wall(cg)
+    assert cg.metadata_every == 3600  # side work asks once an hour
+    await cg.refresh_metadata(COINS, "usd")
+    params = markets.calls.last.request.url.params
+    assert params["vs_currency"] == "usd" and params["price_change_percentage"] == "1h,7d,30d"
+    assert params["ids"] == "bitcoin,ethereum,neo,waves,monero,nano,ark,pirate-chain,dogecoin,litecoin,cardano"
+    quotes = {(q.symbol, q.currency): q for q in await cg.fetch(COINS, ["usd", "eur"])}
+    btc = quotes["BTC", "usd"].market
+    assert btc == MarketData("usd", datetime(2026, 11, 27, 18, 19, 31, 118000, tzinfo=UTC), 1, 0.2146, -1.8421, 6.7312)
+    assert quotes["BTC", "eur"].market == btc  # in usd: the poller takes only the rank into eur quotes
+    assert quotes["ARRR", "usd"].market == MarketData("usd", btc.at.replace(second=24, microsecond=860000), None, 1.9)
+    assert quotes["XMR", "usd"].market.change_1h_pct == 0.0  # a change of 0 is a change, not unknown
+    assert quotes["WAVES", "usd"].market.change_1h_pct is None and quotes["WAVES", "usd"].market.rank == 312
+    again = await cg.fetch(COINS[:1], ["usd"])
+    assert again[0].market == btc  # every round, until the next hourly answer replaces it
+
+
+async def test_a_real_answer_with_every_span_gives_the_three_ticker_uses(respx_mock, client):
+    respx_mock.get(MARKETS_URL).respond(200, json=fixture_json("coingecko_coins_markets_btc_2021.constructed.json"))
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    cg = provider(client)
+    with_wall(cg, datetime(2021, 6, 15, 7, 0, tzinfo=UTC))
+    await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")
+    [btc] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert btc.market == MarketData(
+        "usd",
+        datetime(2021, 6, 15, 6, 40, 5, 123000, tzinfo=UTC),
+        rank=1,
+        change_1h_pct=0.42538793328146973,
+        change_7d_pct=21.247216326334467,
+        change_30d_pct=-13.300365735467231,
+    )
+
+
+ROW_FIELDS = [  # one field of a /coins/markets row, its raw value, and what the market data holds
+    pytest.param("market_cap_rank", 7, "rank", 7, id="rank"),
+    pytest.param("market_cap_rank", 3.0, "rank", 3, id="rank-whole-float"),
+    pytest.param("market_cap_rank", 0, "rank", None, id="rank-zero"),
+    pytest.param("market_cap_rank", -1, "rank", None, id="rank-negative"),
+    pytest.param("market_cap_rank", 1.5, "rank", None, id="rank-fraction"),
+    pytest.param("market_cap_rank", "1", "rank", None, id="rank-string"),
+    pytest.param("market_cap_rank", True, "rank", None, id="rank-bool"),
+    pytest.param("market_cap_rank", None, "rank", None, id="rank-null"),
+    pytest.param("price_change_percentage_7d_in_currency", -4.2215, "change_7d_pct", -4.2215, id="7d"),
+    pytest.param("price_change_percentage_7d_in_currency", 0, "change_7d_pct", 0.0, id="7d-zero"),
+    pytest.param("price_change_percentage_7d_in_currency", "2.5", "change_7d_pct", None, id="7d-string"),
+    pytest.param("price_change_percentage_7d_in_currency", None, "change_7d_pct", None, id="7d-null"),
+    pytest.param("price_change_percentage_1h_in_currency", math.nan, "change_1h_pct", None, id="1h-nan"),
+    pytest.param("price_change_percentage_30d_in_currency", {}, "change_30d_pct", None, id="30d-object"),
+    pytest.param("price_change_percentage_7d", 3.0, "change_7d_pct", None, id="key-without-in-currency"),
+    pytest.param("last_updated", "2026-11-27T18:19:31.118Z", "at", datetime(2026, 11, 27, 18, 19, 31, 118000, UTC)),
+    pytest.param("last_updated", "2030-01-01T00:00:00Z", "at", FETCHED, id="at-future-is-fetch-time"),
+    pytest.param("last_updated", "yesterday", "at", FETCHED, id="at-garbage-is-fetch-time"),
+    pytest.param("last_updated", 1795803571, "at", FETCHED, id="at-number-is-fetch-time"),
+    pytest.param("unrelated", 1, "at", FETCHED, id="at-missing-is-fetch-time"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "attribute", "expected"), ROW_FIELDS)
+async def test_each_market_row_field_is_read_or_unknown(respx_mock, client, field, value, attribute, expected):
+    respx_mock.get(MARKETS_URL).respond(
+        200,
+        content=json.dumps([{"id": "bitcoin", field: value}]).encode(),
+        headers={"content-type": "application/json"},
+    )
+    respx_mock.get(PRICE_URL).respond(200, json=fixture_json("coingecko_simple_price.json"))
+    cg = provider(client)
+    with_wall(cg)
+    await cg.refresh_metadata([coin("BTC", "bitcoin")], "usd")
+    [btc] = await cg.fetch([coin("BTC", "bitcoin")], ["usd"])
+    assert getattr(btc.market, attribute) == expected
+    assert btc.price == 67187.3358936566  # a bad market row never costs the price
+
+
+async def test_sparkline_seeds_ride_along_once_a_day_not_every_hour(respx_mock, client):
+    markets = respx_mock.get(MARKETS_URL).respond(200, json=fixture_json("coingecko_coins_markets_sparkline.json"))
+    cg = provider(client)
+    wall = with_wall(cg)
+    for _ in range(25):
+        await cg.refresh_metadata(COINS[:2], "usd")
+        wall[0] += 3600
+    asked = [call.request.url.params.get("sparkline") for call in markets.calls]
+    assert asked == ["true"] + [None] * 23 + ["true"]
+    assert all(call.request.url.params["price_change_percentage"] == "1h,7d,30d" for call in markets.calls)

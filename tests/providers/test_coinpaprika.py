@@ -58,6 +58,19 @@ async def test_one_call_for_every_coin_replays_the_real_capture_unrounded(respx_
         ("DOGE", 0.23862371252039, -2.85),
     ]
     assert all(q.updated_at == CAPTURED_AT and q.source == "coinpaprika" and q.icon_url is None for q in quotes)
+    # The tick's market fields, from the same call: rank, market cap, volume and CoinPaprika's own changes.
+    assert [(q.rank, q.market_cap, q.volume_24h) for q in quotes] == [
+        (1, 1144226103905, 49092990352.954),
+        (2, 466143026900, 24136641726.138),
+        (6, 68612517940, 2431508237.5173),
+        (10, 31450760248, 1167679890.9021),
+    ]
+    assert [(q.change_1h_pct, q.change_7d_pct, q.change_30d_pct) for q in quotes] == [
+        (-0.73, -1.51, 38.36),
+        (-0.64, 2.23, 28.11),
+        (-0.35, -3.54, -3.98),
+        (-0.36, 2, 5.92),
+    ]
 
 
 async def test_a_single_coin_is_asked_for_by_id(respx_mock, client):
@@ -82,6 +95,11 @@ async def test_currencies_go_three_to_a_call_and_sats_come_from_btc(respx_mock, 
     assert got["ETH", "btc"].price == 0.0650639232 and got["ETH", "btc"].change_24h_pct == 0.34
     assert got["ETH", "sats"].price == 6506392.32 and got["ETH", "sats"].change_24h_pct == 0.34
     assert got["BTC", "sats"].price == 100_000_000
+    # Market figures in the quote's currency: sats from the BTC quote, exactly; the rank is the coin's.
+    assert got["ETH", "btc"].market_cap == 7679724 and got["ETH", "sats"].market_cap == 767972400000000
+    assert got["ETH", "eur"].market_cap == 400416860107 and got["ETH", "eur"].volume_24h == 20733375242.75254
+    assert {q.rank for (symbol, _), q in got.items() if symbol == "ETH"} == {2}
+    assert got["BTC", "btc"].change_7d_pct == 0  # BTC in BTC: a real 0, not unknown
 
 
 async def test_no_request_without_a_supported_currency_or_a_coin_id(client):
@@ -372,3 +390,45 @@ async def test_supports_only_coins_with_a_coinpaprika_id(client):
     cp = provider(client)
     assert cp.supports(BTC)
     assert not cp.supports(Coin("BTC", "Bitcoin", {"coingecko": "bitcoin"}))
+
+
+TICK_FIELDS = [  # one field of a tick (row level for `rank`, else in the USD quote), and what the quote holds
+    pytest.param("market_cap", 1144226103905, "market_cap", 1144226103905, id="market-cap"),
+    pytest.param("market_cap", 0, "market_cap", None, id="market-cap-zero-is-unknown"),
+    pytest.param("market_cap", "", "market_cap", None, id="market-cap-empty-string"),
+    pytest.param("market_cap", "1144226103905", "market_cap", None, id="market-cap-numeric-string"),
+    pytest.param("market_cap", -1, "market_cap", None, id="market-cap-negative"),
+    pytest.param("market_cap", None, "market_cap", None, id="market-cap-null"),
+    pytest.param("volume_24h", 49092990352.954, "volume_24h", 49092990352.954, id="volume"),
+    pytest.param("volume_24h", 0, "volume_24h", None, id="volume-zero-is-unknown"),
+    pytest.param("volume_24h", True, "volume_24h", None, id="volume-bool"),
+    pytest.param("percent_change_7d", -1.51, "change_7d_pct", -1.51, id="7d"),
+    pytest.param("percent_change_7d", "", "change_7d_pct", None, id="7d-empty-string"),
+    pytest.param("percent_change_30d", "38.36", "change_30d_pct", None, id="30d-string"),
+    pytest.param("percent_change_1h", [], "change_1h_pct", None, id="1h-list"),
+    pytest.param("rank", 1, "rank", 1, id="rank"),
+    pytest.param("rank", 0, "rank", None, id="rank-zero-is-unranked"),
+    pytest.param("rank", "1", "rank", None, id="rank-string"),
+    pytest.param("rank", 2.5, "rank", None, id="rank-fraction"),
+    pytest.param("rank", None, "rank", None, id="rank-null"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "attribute", "expected"), TICK_FIELDS)
+async def test_each_market_field_is_read_or_unknown(respx_mock, client, field, value, attribute, expected):
+    row = tick("btc-bitcoin", USD={"price": 60697.885839641, "percent_change_24h": -3.78})
+    if field == "rank":
+        row["rank"] = value
+    else:
+        row["quotes"]["USD"][field] = value
+    respx_mock.get(f"{TICKERS_URL}/btc-bitcoin").respond(200, json=row)
+    [btc] = await provider(client).fetch([BTC], ["usd"])
+    assert btc.price == 60697.885839641 and btc.change_24h_pct == -3.78  # a bad figure never costs the price
+    assert getattr(btc, attribute) == expected
+
+
+async def test_missing_market_fields_are_unknown(respx_mock, client):
+    respx_mock.get(f"{TICKERS_URL}/btc-bitcoin").respond(200, json=tick("btc-bitcoin", USD={"price": 60697.8}))
+    [btc] = await provider(client).fetch([BTC], ["usd"])
+    assert (btc.rank, btc.market_cap, btc.volume_24h) == (None, None, None)
+    assert (btc.change_1h_pct, btc.change_7d_pct, btc.change_30d_pct) == (None, None, None)

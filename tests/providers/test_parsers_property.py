@@ -33,6 +33,7 @@ from ticker.providers.coinbase import Coinbase
 from ticker.providers.coingecko import CoinGecko
 from ticker.providers.coinpaprika import CoinPaprika
 from ticker.providers.kraken import Kraken
+from ticker.providers.parsing import market_figure, percent, rank
 from ticker.rates import UNITS_PER_USD
 from ticker.store import SnapshotStore
 
@@ -54,14 +55,20 @@ UPSTREAMS = {
         CoinGecko,
         rf"{CG}/simple/price.*",
         DEFAULT_COIN_PRICES,
-        frozenset({"usd", "eur", "usd_24h_change", "eur_24h_change", "last_updated_at", "bitcoin", "neo"}),
+        frozenset(
+            {"usd", "eur", "usd_24h_change", "eur_24h_change", "last_updated_at", "bitcoin", "neo"}
+            | {"usd_market_cap", "eur_market_cap", "usd_24h_vol", "eur_24h_vol"}
+        ),
         ("usd", "eur"),
     ),
     "coinpaprika": Upstream(
         CoinPaprika,
         r"https://api\.coinpaprika\.com/v1/tickers.*",
         "coinpaprika_tickers_usd_eur_btc.constructed.json",
-        frozenset({"id", "quotes", "USD", "EUR", "price", "percent_change_24h", "last_updated"}),
+        frozenset(
+            {"id", "quotes", "USD", "EUR", "price", "percent_change_24h", "last_updated"}
+            | {"rank", "market_cap", "volume_24h", "percent_change_1h", "percent_change_7d", "percent_change_30d"}
+        ),
         ("usd", "eur"),
     ),
     "kraken": Upstream(
@@ -211,9 +218,18 @@ def check(upstream: Upstream, body: bytes) -> None:
         assert symbol in symbols and currency in upstream.currencies
         assert type(quote.price) is float and math.isfinite(quote.price) and quote.price > 0
         assert USD_MIN <= quote.price / UNITS_PER_USD[currency] <= USD_MAX, quote
-        change = quote.change_24h_pct
-        assert change is None or (type(change) is float and CHANGE_MIN <= change <= CHANGE_MAX), quote
+        for change in (quote.change_24h_pct, quote.change_1h_pct, quote.change_7d_pct, quote.change_30d_pct):
+            assert change is None or (type(change) is float and CHANGE_MIN <= change <= CHANGE_MAX), quote
         assert quote.updated_at is not None and quote.updated_at <= NOW
+        assert_market_fields(quote)
+
+
+def assert_market_fields(quote: Quote) -> None:
+    """Market cap and volume are unknown or finite positive floats; a rank is unknown or a whole number from 1."""
+    for figure in (quote.market_cap, quote.volume_24h):
+        assert figure is None or (type(figure) is float and math.isfinite(figure) and figure > 0), quote
+    assert quote.rank is None or (type(quote.rank) is int and quote.rank >= 1), quote
+    assert quote.market is None, quote  # the poller merged or dropped the provider's hourly extra
 
 
 def junk_test(name: str) -> Any:
@@ -253,3 +269,81 @@ def test_the_oracle_is_not_vacuous():
         path, spell = BTC_PRICE_AT[name]
         _, quotes = asyncio.run(poll_once(upstream, json.dumps(replace_at(body, path, spell(1e26))).encode()))
         assert ("BTC", "usd") not in quotes, name
+
+
+# -- CoinGecko's hourly /coins/markets: rank and 1h/7d/30d changes, merged into the next round's quotes --------
+
+MARKETS = Upstream(
+    CoinGecko,
+    rf"{CG}/coins/markets.*",
+    "coingecko_coins_markets_changes.constructed.json",
+    frozenset(
+        {"id", "market_cap_rank", "last_updated", "image"}
+        | {f"price_change_percentage_{span}_in_currency" for span in ("1h", "7d", "30d")}
+    ),
+    ("usd", "eur"),
+)
+
+
+async def poll_after_markets(body: bytes) -> tuple[BaseException | None, dict[tuple[str, str], Quote]]:
+    """Side work's /coins/markets answer is `body`; then one round of the real /simple/price fixture."""
+    clock = FakeClock()
+    unexpected: BaseException | None = None
+    with respx.mock(assert_all_called=False) as router:
+        router.get(url__regex=MARKETS.url).respond(200, content=body, headers={"content-type": "application/json"})
+        router.get(url__regex=rf"{CG}/simple/price.*").respond(200, json=fixture_json(DEFAULT_COIN_PRICES))
+        async with httpx.AsyncClient() as client:
+            cg = make_provider(CoinGecko, client, sleep=no_sleep)
+            cg.session.manners.wall = lambda: clock().timestamp()
+            try:
+                await cg.refresh_metadata(COINS, "usd")
+            except ProviderError:
+                pass
+            except Exception as err:
+                unexpected = err
+            poller = Poller(
+                [cg], SnapshotStore(), COINS, ["usd", "eur"], interval=60, clock=clock, monotonic=clock.monotonic
+            )
+            snapshot = await poller.run_once()
+    return unexpected, dict(snapshot.quotes)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=bodies(MARKETS))
+def test_coingecko_coins_markets_junk(body: bytes) -> None:
+    """coingecko /coins/markets: junk in, only ProviderError out; every price still there, every figure plausible."""
+    unexpected, quotes = asyncio.run(poll_after_markets(body))
+    assert unexpected is None, f"{type(unexpected).__name__}: {unexpected}"
+    assert len(quotes) == 22  # the hourly side answer never costs a price
+    for quote in quotes.values():
+        for change in (quote.change_1h_pct, quote.change_7d_pct, quote.change_30d_pct):
+            assert change is None or (type(change) is float and CHANGE_MIN <= change <= CHANGE_MAX), quote
+        assert_market_fields(quote)
+
+
+def test_the_markets_oracle_is_not_vacuous():
+    """The unchanged answer puts rank and changes into the quotes; an absurd change is nulled, not shown."""
+    body = fixture_json(MARKETS.fixture)
+    _, quotes = asyncio.run(poll_after_markets(json.dumps(body).encode()))
+    btc = quotes["BTC", "usd"]
+    assert (btc.rank, btc.change_1h_pct, btc.change_7d_pct, btc.change_30d_pct) == (1, 0.2146, -1.8421, 6.7312)
+    body[0]["price_change_percentage_7d_in_currency"] = -250.0
+    _, quotes = asyncio.run(poll_after_markets(json.dumps(body).encode()))
+    assert quotes["BTC", "usd"].change_7d_pct is None and quotes["BTC", "usd"].rank == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=junk)
+def test_the_market_field_parsers_never_raise_and_never_invent(value: Any) -> None:
+    """Whatever JSON value arrives: a figure is a finite positive float or None, a rank a whole number from 1 or
+    None, a change a finite float or None; and a plain good value comes back unchanged."""
+    figure = market_figure(value)
+    assert figure is None or (type(figure) is float and math.isfinite(figure) and figure > 0)
+    position = rank(value)
+    assert position is None or (type(position) is int and position >= 1)
+    change = percent(value)
+    assert change is None or (type(change) is float and math.isfinite(change))
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        assert figure == value and change == value
+    if isinstance(value, str | bool) or value is None or value == 0:
+        assert figure is None and position is None

@@ -8,6 +8,7 @@ the same document against a running `ticker serve` is in test_schemathesis.py.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -123,8 +124,9 @@ def test_coin_and_currency_enums_are_the_config(tmp_path, config):
 
 
 def snapshot() -> Snapshot:
+    market = {"market_cap": 1815092365248.12, "volume_24h": 31260929299.52, "rank": 1, "change_7d_pct": -1.8421}
     quotes = [
-        quote("BTC", 90917.04, age=30),
+        replace(quote("BTC", 90917.04, age=30), **market),  # the market fields set, for their schema
         quote("BTC", 84123.55, currency="eur", change=None, age=30),
         quote("XNO", 0.93, age=600),  # stale
         quote("XNO", 0.85, currency="eur", age=600),
@@ -167,6 +169,14 @@ async def test_every_json_answer_matches_its_documented_schema(make_client, sett
         assert_conforms(document, template, response)
     nulls = (await full.get("/api/v1/prices/ETH?currency=usd")).json()
     assert nulls["price"] is None and nulls["stale"] is True
+    assert nulls["market_cap"] is None and nulls["volume_24h"] is None and nulls["rank"] is None
+    btc = (await full.get("/api/v1/prices/BTC?currency=usd")).json()
+    assert (btc["market_cap"], btc["volume_24h"], btc["rank"], btc["change_7d_pct"]) == (
+        1815092365248.12,
+        31260929299.52,
+        1,
+        -1.8421,
+    )
     assert (await full.get("/api/v1/prices?currency=sats")).json()["coins"][0]["price"] is None
 
 

@@ -1,10 +1,20 @@
 """CoinGecko API v3: the primary provider.
 
 The frugal shape (every call counts against the budget, errors included):
-prices and 24h changes for every coin and currency come from one
-`/simple/price` call per batch of ids; icon URLs and 7-day sparklines, which
-change slowly, from `/coins/markets` once a day, as side work off the price
-path (`refresh_metadata`), with only the budget the price rounds leave over.
+prices, 24h changes, market caps and 24h volumes for every coin and currency
+come from one `/simple/price` call per batch of ids (`include_market_cap`,
+`include_24hr_vol`: the keys `<cur>_market_cap` and `<cur>_24h_vol`, in that
+currency; docs.coingecko.com/reference/simple-price). What changes slowly comes
+from `/coins/markets` in the default currency once an hour, as side work off
+the price path (`refresh_metadata`), with only the budget the price rounds leave
+over: rank (`market_cap_rank`), the 1h/7d/30d changes (asked with
+`price_change_percentage=1h,7d,30d`, answered as
+`price_change_percentage_<span>_in_currency`; the parameter is in the docs'
+`/coins/markets` reference, the answer keys as real answers show them, the docs'
+schema naming only `price_change_percentage_1h`) and icon URLs; 7-day
+sparklines with it once a day. Rank and changes go out with the next quotes as
+`Quote.market`, stamped with the row's `last_updated`; the poller drops them
+once they are two hours old (ticker/market.py).
 
 Candles (backfill, only where the budget allows): `GET /coins/{id}/market_chart?vs_currency=&days=`
 gives `{"prices": [[ms, price], ...], "market_caps": ..., "total_volumes": ...}`, oldest first,
@@ -20,13 +30,25 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote as url_quote
 
 from ticker.exceptions import ProviderError
-from ticker.models import Candidate, Candle, Coin, Quote
+from ticker.models import Candidate, Candle, Coin, MarketData, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import candle, ignored, json_number, number, unix_time, window
+from ticker.providers.parsing import (
+    candle,
+    ignored,
+    iso_time,
+    json_number,
+    market_figure,
+    number,
+    percent,
+    rank,
+    unix_time,
+    window,
+)
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -36,7 +58,9 @@ logger = logging.getLogger(__name__)
 
 BASE_URLS = {"demo": "https://api.coingecko.com/api/v3", "pro": "https://pro-api.coingecko.com/api/v3"}
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
-METADATA_REFRESH_SECONDS = 24 * 3600.0  # icons and sparkline seeds change slowly
+MARKET_REFRESH_SECONDS = 3600.0  # rank, 1h/7d/30d changes and icons from /coins/markets: hourly
+SPARKLINE_REFRESH_SECONDS = 24 * 3600.0  # sparkline seeds (the bulk of that body): with it once a day
+CHANGE_SPANS = ("1h", "7d", "30d")  # price_change_percentage asked of /coins/markets
 MARKETS_PAGE = 250  # /coins/markets per_page maximum
 CHART_MAX_DAYS = 365  # keyless and demo access to market_chart reaches back a year
 CHART_SECONDS = frozenset({3600, 86400})  # buckets made from its points: hourly (2-90 days asked), daily
@@ -77,6 +101,8 @@ class CoinGecko(UpstreamProvider):
         session.key_hint = key_hint(settings, self._plan)
         self._icons: dict[str, str] = {}
         self._sparklines: dict[str, tuple[float, ...]] = {}  # handed out once, with the next quotes
+        self._market: dict[str, MarketData] = {}  # by id: the last hourly market data, with every quote
+        self._sparklines_at: float | None = None  # Unix seconds of the last sparkline seeds
 
     async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
         by_id = {coin.ids[self.name]: coin for coin in coins if self.name in coin.ids}
@@ -91,6 +117,8 @@ class CoinGecko(UpstreamProvider):
                 params={
                     "ids": ",".join(batch),
                     "vs_currencies": ",".join(currencies),
+                    "include_market_cap": "true",
+                    "include_24hr_vol": "true",
                     "include_24hr_change": "true",
                     "include_last_updated_at": "true",
                     "precision": "full",
@@ -111,6 +139,7 @@ class CoinGecko(UpstreamProvider):
             return []
         updated_at = unix_time(entry.get("last_updated_at"))
         icon = self._icons.get(coin.ids[self.name])
+        market = self._market.get(coin.ids[self.name])
         sparkline = self._sparklines.pop(coin.ids[self.name], None)
         quotes = []
         for currency in currencies:
@@ -133,28 +162,40 @@ class CoinGecko(UpstreamProvider):
                     source=self.name,
                     icon_url=icon,
                     sparkline_7d=sparkline if currency == currencies[0] else None,
+                    market_cap=market_figure(entry.get(f"{currency}_market_cap")),
+                    volume_24h=market_figure(entry.get(f"{currency}_24h_vol")),
+                    market=market,
                 )
             )
         return quotes
 
-    metadata_every = METADATA_REFRESH_SECONDS
+    metadata_every = MARKET_REFRESH_SECONDS
 
     async def refresh_metadata(self, coins: Sequence[Coin], currency: str) -> None:
-        """Icon URLs and 7-day sparklines from /coins/markets, handed out with the next quotes.
+        """Rank, 1h/7d/30d changes (in `currency`) and icon URLs from /coins/markets, one request per 250
+        coins, handed out with the next quotes; 7-day sparklines too when a day has passed since the last.
 
-        Side work: its requests spend only the budget the price rounds leave over, and raise
+        Side work, asked hourly: its requests spend only the budget the price rounds leave over, and raise
         ProviderError (the caller retries later) rather than ever delaying a price round.
         """
         ids = [coin.ids[self.name] for coin in coins if self.name in coin.ids]
+        wall = self._session.manners.wall()
+        seed = self._sparklines_at is None or wall - self._sparklines_at >= SPARKLINE_REFRESH_SECONDS
+        fetched = unix_time(wall)
         for start in range(0, len(ids), MARKETS_PAGE):
-            for row in await self._markets(ids[start : start + MARKETS_PAGE], currency, sparkline=True, side=True):
+            page = ids[start : start + MARKETS_PAGE]
+            for row in await self._markets(page, currency, sparkline=seed, changes=True, side=True):
                 if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                     continue
                 if _is_http_url(row.get("image")):
                     self._icons[row["id"]] = row["image"]
+                if fetched is not None:
+                    self._market[row["id"]] = _market_data(row, currency, fetched)
                 series = _sparkline(row.get("sparkline_in_7d"))
                 if series:
                     self._sparklines[row["id"]] = series
+        if seed:
+            self._sparklines_at = wall
 
     async def _markets(
         self,
@@ -163,11 +204,14 @@ class CoinGecko(UpstreamProvider):
         *,
         symbols: str | None = None,
         sparkline: bool = False,
+        changes: bool = False,
         side: bool = False,
     ) -> list[Any]:
         params = {"vs_currency": currency, "per_page": str(MARKETS_PAGE), "page": "1"}
         if sparkline:
             params["sparkline"] = "true"
+        if changes:
+            params["price_change_percentage"] = ",".join(CHANGE_SPANS)
         if symbols:
             params |= {"symbols": symbols, "include_tokens": "all"}
         else:
@@ -210,8 +254,8 @@ class CoinGecko(UpstreamProvider):
                 id=str(row.get("id")),
                 symbol=str(row.get("symbol", "")).upper(),
                 name=str(row.get("name", "")),
-                market_cap=number(row.get("market_cap")),
-                rank=row.get("market_cap_rank") if isinstance(row.get("market_cap_rank"), int) else None,
+                market_cap=market_figure(row.get("market_cap")),
+                rank=rank(row.get("market_cap_rank")),
             )
             for row in rows
             if isinstance(row, dict) and isinstance(row.get("id"), str)
@@ -246,6 +290,19 @@ def _buckets(provider: str, where: str, points: Iterable[Any], seconds: int) -> 
         prices.setdefault(start, []).append(price)
     found = (candle(provider, where, start, seconds, (p[0], max(p), min(p), p[-1])) for start, p in prices.items())
     return [bucket for bucket in found if bucket is not None]
+
+
+def _market_data(row: dict[str, Any], currency: str, fetched: datetime) -> MarketData:
+    """A /coins/markets row's rank and changes, as of its `last_updated` (never later than `fetched`)."""
+    updated = iso_time(row.get("last_updated"))
+    return MarketData(
+        currency=currency,
+        at=updated if updated is not None and updated <= fetched else fetched,
+        rank=rank(row.get("market_cap_rank")),
+        change_1h_pct=percent(row.get("price_change_percentage_1h_in_currency")),
+        change_7d_pct=percent(row.get("price_change_percentage_7d_in_currency")),
+        change_30d_pct=percent(row.get("price_change_percentage_30d_in_currency")),
+    )
 
 
 def _sparkline(value: Any) -> tuple[float, ...]:

@@ -1,5 +1,9 @@
 """CoinPaprika API v1: a keyless fallback with a monthly cap.
 
+Each tick carries, besides the price and its rolling 24 h change, the coin's `rank` and, per quote
+currency, `market_cap`, `volume_24h` and `percent_change_1h`/`_7d`/`_30d` (API docs 1.7.9,
+`schemas/tickers.yml`); missing values come as "" (documented) or 0, both unknown here, never 0.
+
 The frugal shape: `/tickers` has no id filter, so one call returns every
 coin (the top 2,500 on the free plan) and we keep the ones we know. It
 takes at most 3 quote currencies, so a round costs ceil(currencies / 3)
@@ -12,14 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote as url_quote
 
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import ignored, json_number
+from ticker.providers.parsing import ignored, iso_time, json_number, market_figure, percent, rank
 from ticker.providers.session import UpstreamSession
 from ticker.units import btc_to_sats
 
@@ -128,7 +131,8 @@ class CoinPaprika(UpstreamProvider):
         if not isinstance(quotes_by_code, dict):
             ignored(self.name, coin.symbol, f"malformed quotes ({type(quotes_by_code).__name__})", kind="quotes")
             return []
-        updated_at = _updated_at(row.get("last_updated"))
+        updated_at = iso_time(row.get("last_updated"))
+        coin_rank = rank(row.get("rank"))  # by market cap, the same in every quote currency
         quotes = []
         for currency in currencies:
             entry = quotes_by_code.get(QUOTE_CODES[currency])
@@ -145,28 +149,22 @@ class CoinPaprika(UpstreamProvider):
             if price is None:
                 ignored(self.name, f"{coin.symbol}/{currency}", f"non-numeric price {raw!r:.40}", kind="price")
                 continue
-            change = entry.get("percent_change_24h")  # rolling 24 h, in percent
+            in_sats = currency == "sats"
+            market_cap, volume = market_figure(entry.get("market_cap")), market_figure(entry.get("volume_24h"))
             quotes.append(
                 Quote(
                     symbol=coin.symbol,
                     currency=currency,
-                    price=btc_to_sats(price) if currency == "sats" else price,
-                    change_24h_pct=json_number(change),
+                    price=btc_to_sats(price) if in_sats else price,
+                    change_24h_pct=json_number(entry.get("percent_change_24h")),  # rolling 24 h, in percent
                     updated_at=updated_at,
                     source=self.name,
+                    change_1h_pct=percent(entry.get("percent_change_1h")),
+                    change_7d_pct=percent(entry.get("percent_change_7d")),
+                    change_30d_pct=percent(entry.get("percent_change_30d")),
+                    market_cap=btc_to_sats(market_cap) if in_sats and market_cap is not None else market_cap,
+                    volume_24h=btc_to_sats(volume) if in_sats and volume is not None else volume,
+                    rank=coin_rank,
                 )
             )
         return quotes
-
-
-def _updated_at(value: Any) -> datetime | None:
-    """`last_updated` (ISO 8601, `Z`) as an aware UTC time; None when absent, "" or unparsable."""
-    if not isinstance(value, str) or not value or len(value) > 64:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None

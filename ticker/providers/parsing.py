@@ -30,6 +30,46 @@ def json_number(value: Any) -> float | None:
     return None if isinstance(value, str) else number(value)
 
 
+def percent(value: Any) -> float | None:
+    """A change in percent: a finite JSON number as float; None otherwise (the gate judges its range)."""
+    found = json_number(value)
+    return found if found is not None and math.isfinite(found) else None
+
+
+def market_figure(value: Any) -> float | None:
+    """A market cap or 24 h volume: a finite positive JSON number as float; None for anything else.
+
+    0 is unknown, never a figure: CoinGecko answers 0 (or null) for a coin whose circulating supply it does
+    not know (forbole/big-dipper-2.0-cosmos#698 "Show N/A on market cap if it's not available or 0 from
+    coingecko", forbole/callisto#287), and CoinPaprika's missing values are "" or 0 (its `max_supply` of 0
+    in tests/fixtures/coinpaprika_tickers.json means "none known").
+    """
+    found = json_number(value)
+    return found if found is not None and math.isfinite(found) and found > 0 else None
+
+
+def rank(value: Any) -> int | None:
+    """A rank by market cap: a whole JSON number from 1 up as int; None for 0 (unranked), fractions, text, null."""
+    found = json_number(value)
+    if found is None or not math.isfinite(found) or found < 1 or found != int(found):
+        return None
+    return int(found)
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO 8601 time ("2021-10-22T18:11:05Z", "2024-04-07T16:49:31.736Z") as an aware UTC time; None when
+    absent, "" or unparsable (a time without a zone is taken as UTC)."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 _LATEST = 32503680000  # 3000-01-01 in Unix seconds: anything later is no upstream's time
 
 

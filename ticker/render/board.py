@@ -33,6 +33,9 @@ class Row:
     change_1h_pct: float | None = None
     change_7d_pct: float | None = None
     change_30d_pct: float | None = None
+    market_cap: float | None = None  # in the board's currency
+    volume_24h: float | None = None  # traded in the last 24 h, in the board's currency
+    rank: int | None = None  # by market cap, 1 is the largest
 
     @property
     def available(self) -> bool:
@@ -47,6 +50,9 @@ class Row:
             "change_1h_pct": self.change_1h_pct,
             "change_7d_pct": self.change_7d_pct,
             "change_30d_pct": self.change_30d_pct,
+            "market_cap": self.market_cap,
+            "volume_24h": self.volume_24h,
+            "rank": self.rank,
             "updated_at": iso(self.updated_at),
             "source": self.source,
             "stale": self.stale,
@@ -151,4 +157,7 @@ def _row(
         change_1h_pct=quote.change_1h_pct,
         change_7d_pct=quote.change_7d_pct,
         change_30d_pct=quote.change_30d_pct,
+        market_cap=quote.market_cap,
+        volume_24h=quote.volume_24h,
+        rank=quote.rank,
     )

@@ -127,9 +127,12 @@ def _json(ref: str) -> dict[str, Any]:
 
 
 _CHANGE = (
-    "Change over {span}, in percent: the provider's own figure, else ours from the point of the price history "
-    "nearest to {span} ago (within 10 % of the span); null until the history reaches back that far."
+    "Change over {span}, in percent: the provider's own figure (CoinPaprika's with each price; CoinGecko's from "
+    "its hourly /coins/markets in the default currency, so up to an hour old, and dropped when older than two "
+    "hours), else ours from the point of the price history nearest to {span} ago (within 10 % of the span); "
+    "null until the history reaches back that far."
 )
+NULLABLE_INTEGER = {"type": ["integer", "null"]}
 
 
 def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
@@ -145,6 +148,26 @@ def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
         "change_1h_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="1 hour")},
         "change_7d_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="7 days")},
         "change_30d_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="30 days")},
+        "market_cap": NULLABLE_NUMBER
+        | {
+            "exclusiveMinimum": 0,
+            "description": "Market capitalisation in `currency`, from the provider of the price (CoinGecko's "
+            "/simple/price and CoinPaprika's /tickers, every round); null when unknown or past max_stale_seconds "
+            "(a provider's 0 means unknown and is never shown).",
+        },
+        "volume_24h": NULLABLE_NUMBER
+        | {
+            "exclusiveMinimum": 0,
+            "description": "Volume traded in the last 24 hours, in `currency`, from the provider of the price "
+            "(every round); null when unknown or past max_stale_seconds, never 0 for unknown.",
+        },
+        "rank": NULLABLE_INTEGER
+        | {
+            "minimum": 1,
+            "description": "Rank by market cap, 1 being the largest, from the provider of the price: "
+            "CoinPaprika's with each price, CoinGecko's from its hourly /coins/markets (so up to an hour old, and "
+            "dropped when older than two hours); null when unknown or past max_stale_seconds.",
+        },
         "updated_at": NULLABLE_TIME | {"description": "The provider's own time, else when it was fetched (UTC)."},
         "source": {"type": ["string", "null"], "description": "The provider, or `static` / `demo`."},
         "stale": {"type": "boolean"},
