@@ -107,8 +107,13 @@ class Backfill:
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        follow: Callable[[], Sequence[Coin]] | None = None,
     ) -> None:
-        """`sources` in the order to ask them (see `candle_sources`); `enabled`: `history.backfill`."""
+        """`sources` in the order to ask them (see `candle_sources`); `enabled`: `history.backfill`;
+        `follow`: the coins polled now when they change at run time ("top:N"): new ones are backfilled too."""
+        self._sources = list(sources)
+        self._currencies = list(currencies)
+        self._follow = follow
         self.enabled = enabled
         self.active = active  # whether this instance polls (and so backfills) now
         self._store = store
@@ -117,18 +122,26 @@ class Backfill:
         self._wall = wall
         self._monotonic = monotonic
         self._sleep = sleep
-        self._jobs = [
-            _Job(coin, currency, span, [s for s in sources if s.has_candles(coin, currency)])
-            for span in SPANS
-            for coin in coins
-            if not coin.is_static
-            for currency in currencies
-        ]
-        for job in self._jobs:
-            if not job.sources:
-                job.done = True  # nobody has this coin's past in this currency: its history starts with ticker's
-                logger.debug("backfill: no candle source for %s", job.label)
+        self._jobs: list[_Job] = []
+        self._known: set[str] = set()
+        self._add(coins)
         self.passes = 0
+
+    def _add(self, coins: Sequence[Coin]) -> None:
+        """Jobs for the coins not seen yet."""
+        for span in SPANS:
+            for coin in coins:
+                if coin.is_static or coin.symbol in self._known:
+                    continue
+                for currency in self._currencies:
+                    job = _Job(coin, currency, span, [s for s in self._sources if s.has_candles(coin, currency)])
+                    if not job.sources:
+                        job.done = (
+                            True  # nobody has this coin's past in this currency: its history starts with ticker's
+                        )
+                        logger.debug("backfill: no candle source for %s", job.label)
+                    self._jobs.append(job)
+        self._known.update(coin.symbol for coin in coins)
 
     @property
     def pending(self) -> int:
@@ -140,7 +153,7 @@ class Backfill:
         if not self.enabled:
             return
         await self._sleep(self._interval / 2)
-        while self.pending:
+        while self.pending or self._follow is not None:
             if self.active():
                 try:
                     await self.run_once()
@@ -153,6 +166,8 @@ class Backfill:
         """One pass over the spans still to do, hourly ones first; cut off after the time budget."""
         if not self.enabled:
             return
+        if self._follow is not None:
+            self._add(self._follow())
         waiting: set[str] = set()  # sources told to wait (held, budget spent): skipped for the rest of the pass
         stored: list[str] = []
         with anyio.move_on_after(self._time_budget) as scope:

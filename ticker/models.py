@@ -211,6 +211,7 @@ class Snapshot:
     history: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=lambda: MappingProxyType({}))
     icons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # symbol -> upstream icon URL
     manners: Mapping[str, SavedManners] = field(default_factory=lambda: MappingProxyType({}))  # by provider
+    top: tuple[Coin, ...] = ()  # the "top:N" coins this round used, in rank order (ticker/top.py)
 
     def quote(self, symbol: str, currency: str) -> Quote | None:
         return self.quotes.get((symbol, currency))
@@ -233,6 +234,7 @@ class Snapshot:
             "history": {symbol: [list(point) for point in points] for symbol, points in self.history.items()},
             "icons": dict(self.icons),
             "manners": {name: saved.to_dict() for name, saved in self.manners.items()},
+            "top": [{"symbol": c.symbol, "name": c.name, "ids": dict(c.ids)} for c in self.top],
         }
 
     @classmethod
@@ -253,6 +255,10 @@ class Snapshot:
             icons=MappingProxyType({str(k): str(v) for k, v in data.get("icons", {}).items()}),
             manners=MappingProxyType(
                 {str(name): SavedManners.from_dict(saved) for name, saved in data.get("manners", {}).items()}
+            ),
+            top=tuple(
+                Coin(str(c["symbol"]), str(c["name"]), frozen_map({str(k): str(v) for k, v in c["ids"].items()}))
+                for c in data.get("top", ())
             ),
         )
 

@@ -43,6 +43,7 @@ from ticker.providers import Provider
 from ticker.providers.manners import Manners
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.store import SnapshotStore
+from ticker.top import CoinList, TopRanking
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Poller:
         self,
         providers: Sequence[Provider],
         store: SnapshotStore,
-        coins: Sequence[Coin],
+        coins: Sequence[Coin] | CoinList,
         currencies: Sequence[str],
         *,
         interval: float,
@@ -66,11 +67,17 @@ class Poller:
         stale_after: float | None = 300.0,
         random_fraction: Callable[[], float] = random.random,
         history: HistoryRecorder | None = None,
+        ranking: TopRanking | None = None,
     ) -> None:
+        """`coins`: a fixed list, or a CoinList whose "top:N" coins come from `ranking` (else from the last
+        snapshot's `top`, so a restart during an outage keeps the list)."""
         self._providers = list(providers)
         self._history = history
         self._store = store
-        self._coins = [coin for coin in coins if not coin.is_static]
+        self._list = coins if isinstance(coins, CoinList) else CoinList(coins)
+        self._ranking = ranking
+        self._top: tuple[Coin, ...] = ()
+        self._coins = [coin for coin in self._list.configured if not coin.is_static]
         self._currencies = list(currencies)
         self._interval = interval
         self._timeout = timeout
@@ -93,15 +100,39 @@ class Poller:
                     wall=lambda: clock().timestamp(),
                 )
             )
-            if session is not None and session.budget is not None:
-                # What the price rounds need of each budget window: side work leaves it unspent.
-                supported = sum(1 for coin in self._coins if provider.supports(coin))
-                per_round = math.ceil(supported / provider.batch_size) if supported else 0
-                session.reserve = session.budget.reserve_for(per_round, interval)
+        self._reserve_budgets()
         self._sources: dict[str, str] = {}
         self._missing_logged: frozenset[str] = frozenset()
         self._offline_logged = False
         self.rounds = 0
+
+    def _reserve_budgets(self) -> None:
+        """What the price rounds need of each budget window (for the coins polled now): side work leaves it."""
+        for provider in self._providers:
+            session = provider.session
+            if session is not None and session.budget is not None:
+                supported = sum(1 for coin in self._coins if provider.supports(coin))
+                per_round = math.ceil(supported / provider.batch_size) if supported else 0
+                session.reserve = session.budget.reserve_for(per_round, self._interval)
+
+    def _follow_ranking(self, previous: Snapshot | None) -> None:
+        """Poll the "top:N" coins of the latest ranking (or of the last snapshot until one arrives)."""
+        if not self._list.dynamic:
+            return
+        latest = self._ranking.latest if self._ranking is not None else None
+        top = latest if latest is not None else (previous.top if previous is not None else ())
+        if top == self._top:
+            return
+        self._top = top
+        self._coins = [coin for coin in self._list.resolve(top) if not coin.is_static]
+        self._reserve_budgets()
+        if self._history is not None:
+            self._history.follow([coin.symbol for coin in self._coins])
+
+    @property
+    def coins(self) -> tuple[Coin, ...]:
+        """The coins polled now, static ones included, in display order."""
+        return self._list.resolve(self._top)
 
     def manners(self, name: str) -> Manners:
         return self._manners[name]
@@ -138,6 +169,7 @@ class Poller:
         now = self._clock()
         started = self._monotonic()
         previous = self._store.current
+        self._follow_ranking(previous)
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}
         quotes = {pair: quote for pair, quote in (previous.quotes.items() if previous else ()) if pair in wanted}
         self._gate.begin_round(quotes.values())
@@ -203,6 +235,7 @@ class Poller:
             history=sparklines,
             icons=_icons(previous.icons if previous else {}, accepted),
             manners=MappingProxyType(self.saved_manners()),
+            top=self._top,
         )
         await self._store.put(snapshot)
         self.rounds += 1

@@ -2,7 +2,8 @@
 
 It runs as its own background task beside the poller, never inside a round,
 so a slow icon host or a metadata endpoint that hangs cannot delay prices.
-Each pass has a time budget; its upstream requests go through the providers'
+A "top:N" ranking (ticker/top.py) is refreshed here too, first in a pass, and the first pass comes
+at once while no ranking is known yet. Each pass has a time budget; its upstream requests go through the providers'
 sessions (holds, budget, whole-request deadline) as side requests, which may
 only spend the budget the price rounds leave over. Only the instance that
 polls does it (the lease holder, or each instance polling on its own).
@@ -20,6 +21,7 @@ import anyio
 from ticker.exceptions import ProviderError
 from ticker.models import Coin, Snapshot
 from ticker.providers import Provider
+from ticker.top import TopRanking
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +42,10 @@ class SideWork:
     def __init__(
         self,
         providers: Sequence[Provider],
-        coins: Sequence[Coin],
+        coins: Sequence[Coin] | Callable[[], Sequence[Coin]],
         currency: str,
         *,
+        ranking: TopRanking | None = None,
         icons: Callable[[Snapshot], Awaitable[object]] | None,
         current: Callable[[], Snapshot | None],
         interval: float,
@@ -52,7 +55,8 @@ class SideWork:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self._sources = [p for p in providers if isinstance(p, MetadataSource)]
-        self._coins = [coin for coin in coins if not coin.is_static]
+        self._coins = coins if callable(coins) else (lambda fixed=tuple(coins): fixed)
+        self.ranking = ranking
         self._currency = currency
         self._icons = icons
         self._current = current
@@ -66,7 +70,8 @@ class SideWork:
 
     async def run_forever(self) -> None:
         """Pass after pass, each half an interval after a price round would start: prices go first."""
-        await self._sleep(self._interval / 2)
+        if self.ranking is None or self.ranking.latest is not None:
+            await self._sleep(self._interval / 2)
         while True:
             if self.active():
                 try:
@@ -78,6 +83,8 @@ class SideWork:
     async def run_once(self) -> None:
         """One pass: metadata that is due, then icons not held yet; cut off after the time budget."""
         with anyio.move_on_after(self._time_budget) as scope:
+            if self.ranking is not None and self.active():
+                await self.ranking.refresh()
             for source in self._sources:
                 await self._refresh(source)
             snapshot = self._current()
@@ -92,7 +99,8 @@ class SideWork:
         if now < self._due.get(source.name, 0.0):
             return
         try:
-            await source.refresh_metadata(self._coins, self._currency)
+            live = [coin for coin in self._coins() if not coin.is_static]
+            await source.refresh_metadata(live, self._currency)
         except ProviderError as err:
             told = err.held or err.over_budget or err.retry_after is not None  # try again when the wait is over
             wait = max(err.retry_after or 0.0, self._interval) if told else METADATA_RETRY_SECONDS

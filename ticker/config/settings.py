@@ -33,6 +33,7 @@ from ticker.models import Coin, canonical_symbol
 from ticker.providers import PROVIDERS
 from ticker.providers.base import ProviderSettings
 from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
+from ticker.top import RANKING_PROVIDERS, TOP_MAX, TopSettings
 
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
 THEMES = ("light", "dark", "auto")
@@ -80,6 +81,7 @@ class MarketSettings:
     # Configured currencies none of poller.providers quotes in (e.g. "pkr" with only kraken): live coins are
     # unavailable there for good, which the footer can say. Empty when every coin is static.
     unserved_currencies: frozenset[str] = frozenset()
+    top: TopSettings | None = None  # "top:N": coins that change at run time (ticker/top.py)
 
     @property
     def default_currency(self) -> str:
@@ -205,6 +207,7 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     problems = root.problems
     if not problems.under("poller.providers"):  # else a typo there would make every coin an error too
         _check_coverage(market, poller, positions, problems)
+        market = _with_ranking_source(market, poller, problems)
     problems.check()
     market = replace(market, unserved_currencies=unserved_currencies(market, poller))
     return Settings(
@@ -224,13 +227,18 @@ def _parse_market(table: Table) -> tuple[MarketSettings, dict[str, int]]:
     """The market, and each coin's index in market.coins as written (bad entries are left out of the market)."""
     currencies = _parse_currencies(table)
     entries = table.take("coins", list, list(DEFAULT_SYMBOLS))
+    skip_stablecoins = table.take("top_skip_stablecoins", bool, False)
     table.finish()
     if not entries:
         table.fail("coins", "expected at least one coin")
     coins: list[Coin] = []
     seen: dict[str, int] = {}
+    top: TopSettings | None = None
     for index, entry in enumerate(entries):
         path = f"market.coins[{index}]"
+        if _is_top_entry(entry):
+            top = _parse_top(entry, path, len(coins), skip_stablecoins, top, table.problems)
+            continue
         coin = _parse_coin(entry, path, currencies, table.problems)
         if coin is None:
             continue
@@ -239,7 +247,40 @@ def _parse_market(table: Table) -> tuple[MarketSettings, dict[str, int]]:
             continue
         seen[coin.symbol] = index
         coins.append(coin)
-    return MarketSettings(tuple(coins), currencies), seen
+    return MarketSettings(tuple(coins), currencies, top=top), seen
+
+
+def _is_top_entry(entry: Any) -> bool:
+    return isinstance(entry, str) and entry.strip().lower().startswith("top:")
+
+
+def _parse_top(
+    entry: str, path: str, position: int, skip_stablecoins: bool, earlier: TopSettings | None, problems: Problems
+) -> TopSettings | None:
+    """A `"top:N"` entry (N from 1 to TOP_MAX) before the coin at `position`; its ranking source is set once
+    poller.providers is known (_with_ranking_source). Only one such entry is allowed."""
+    if earlier is not None:
+        problems.add(f'{path}: only one "top:N" entry is allowed in market.coins')
+        return earlier
+    raw = entry.strip()[4:].strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= TOP_MAX:
+        problems.add(f'{path}: expected "top:N" with N a whole number from 1 to {TOP_MAX}, got {describe(entry)}')
+        return None
+    return TopSettings(int(raw), position, "", skip_stablecoins)
+
+
+def _with_ranking_source(market: MarketSettings, poller: PollerSettings, problems: Problems) -> MarketSettings:
+    """The market with its "top:N" ranked by the first of RANKING_PROVIDERS in poller.providers (an error if none)."""
+    if market.top is None:
+        return market
+    source = next((name for name in RANKING_PROVIDERS if name in poller.providers), None)
+    if source is None:
+        problems.add(
+            f'market.coins: "top:{market.top.count}" needs a ranking from {" or ".join(RANKING_PROVIDERS)}; '
+            f"add one of them to poller.providers (now {', '.join(poller.providers)})"
+        )
+        return market
+    return replace(market, top=replace(market.top, source=source))
 
 
 def _parse_currencies(table: Table) -> tuple[str, ...]:
@@ -501,7 +542,7 @@ def serves(provider: str, currency: str) -> bool:
 
 def unserved_currencies(market: MarketSettings, poller: PollerSettings) -> frozenset[str]:
     """Configured currencies no configured provider quotes in: live coins are unavailable there."""
-    if not market.live_coins:
+    if not market.live_coins and market.top is None:
         return frozenset()
     return frozenset(c for c in market.currencies if not any(serves(p, c) for p in poller.providers))
 

@@ -58,6 +58,10 @@ class HistoryRecorder:
         self._pruned_at: float | None = None
         self._failing = False
 
+    def follow(self, symbols: Sequence[str]) -> None:
+        """The coins polled now (a "top:N" list changed): kept by prune, given sparklines."""
+        self._symbols = tuple(symbols)
+
     async def record(self, accepted: Sequence[Quote], now: datetime) -> Sequence[Quote]:
         """Append this round's accepted quotes and return them with the changes filled in that their
         provider did not give. On a store failure: the quotes as they came."""

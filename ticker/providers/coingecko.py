@@ -245,6 +245,36 @@ class CoinGecko(UpstreamProvider):
             raise ProviderError(self.name, f"unexpected market_chart response ({type(body).__name__} without prices)")
         return window(_buckets(self.name, f"{coin.symbol}/{currency}", prices, seconds), since, until)
 
+    async def ranking(self, count: int, currency: str, *, side: bool = True) -> list[Candidate]:
+        """The `count` (at most 250) largest coins by market cap in `currency`: one `/coins/markets` request
+        with `order=market_cap_desc&per_page=count&page=1` (docs.coingecko.com/reference/coins-markets),
+        rows in the answer's order with `market_cap_rank` (null for an unranked coin). Raises ProviderError."""
+        body = await self._session.get_json(
+            f"{self._base_url}/coins/markets",
+            params={
+                "vs_currency": currency,
+                "order": "market_cap_desc",
+                "per_page": str(min(max(count, 1), MARKETS_PAGE)),
+                "page": "1",
+            },
+            headers=self._headers,
+            side=side,
+        )
+        if not isinstance(body, list):
+            raise ProviderError(self.name, f"unexpected /coins/markets response ({type(body).__name__})")
+        return [
+            Candidate(
+                provider=self.name,
+                id=row["id"],
+                symbol=row["symbol"].upper(),
+                name=row["name"] if isinstance(row.get("name"), str) else "",
+                market_cap=market_figure(row.get("market_cap")),
+                rank=rank(row.get("market_cap_rank")),
+            )
+            for row in body
+            if isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("symbol"), str)
+        ]
+
     async def candidates(self, symbol: str) -> list[Candidate]:
         """Every CoinGecko coin with this symbol, largest market cap first."""
         rows = await self._markets([], "usd", symbols=symbol.lower())

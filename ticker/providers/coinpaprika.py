@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote as url_quote
 
 from ticker.exceptions import ProviderError
-from ticker.models import Coin, Quote
+from ticker.models import Candidate, Coin, Quote
 from ticker.providers.base import UpstreamProvider
 from ticker.providers.parsing import ignored, iso_time, json_number, market_figure, percent, rank
 from ticker.providers.session import UpstreamSession
@@ -125,6 +125,29 @@ class CoinPaprika(UpstreamProvider):
         if not isinstance(body, dict):
             raise ProviderError(self.name, f"unexpected /tickers/{{id}} response ({type(body).__name__})")
         return [body]
+
+    async def ranking(self, count: int, currency: str, *, side: bool = True) -> list[Candidate]:
+        """The `count` best-ranked coins: one `/tickers?quotes=USD` request (it has no limit parameter, so
+        every coin comes back) sorted by each row's `rank` (API docs 1.7.9, `schemas/tickers.yml`; 0 or
+        missing: unranked, left out). `currency` is unused: a rank is the same in every quote currency."""
+        body = await self._session.get_json(
+            f"{self._base_url}/tickers", params={"quotes": "USD"}, headers=self._headers, side=side
+        )
+        if not isinstance(body, list):
+            raise ProviderError(self.name, f"unexpected /tickers response ({type(body).__name__})")
+        rows = [
+            Candidate(
+                provider=self.name,
+                id=row["id"],
+                symbol=row["symbol"].upper(),
+                name=row["name"] if isinstance(row.get("name"), str) else "",
+                market_cap=None,
+                rank=rank(row.get("rank")),
+            )
+            for row in body
+            if isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("symbol"), str)
+        ]
+        return sorted((r for r in rows if r.rank is not None), key=lambda r: r.rank or 0)[:count]
 
     def _parse_row(self, coin: Coin, row: dict[str, Any], currencies: Sequence[str]) -> list[Quote]:
         quotes_by_code = row.get("quotes")
