@@ -29,6 +29,7 @@ from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.render.formatting import change_direction, format_change, format_price
 from ticker.runtime import build_providers
 from ticker.store import SnapshotStore
+from ticker.top import MARGIN, CoinList, RankingSource, ranked_coins
 
 logger = logging.getLogger("ticker")
 
@@ -162,16 +163,61 @@ def check_config(path: str) -> int:
     print(f"currencies: {', '.join(settings.market.currencies)} (default {settings.market.default_currency})")
     print(f"providers (failover order): {', '.join(providers)}")
     rows = [["coin", "name", *providers]]
-    for coin in settings.market.coins:
+    top = settings.market.top
+    for index, coin in enumerate(settings.market.coins):
+        if top is not None and index == top.position:
+            rows.append(_top_row(settings))
         if coin.is_static:
             prices = ", ".join(f"{price:g} {cur}" for cur, price in coin.prices.items())
             rows.append([coin.symbol, coin.name, f"static: {prices}", *[""] * (len(providers) - 1)])
         else:
             rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
+    if top is not None and top.position == len(settings.market.coins):
+        rows.append(_top_row(settings))
     print(_table(rows))
+    if top is not None:
+        print(asyncio.run(show_top(settings)))
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _top_row(settings: Settings) -> list[str]:
+    top = settings.market.top
+    assert top is not None
+    what = f"{top.count} largest by market cap" + (", no stablecoins" if top.skip_stablecoins else "")
+    return [
+        f"top:{top.count}",
+        what,
+        *[f"{top.source} ranking" if i == 0 else "" for i in range(len(settings.poller.providers))],
+    ]
+
+
+async def show_top(settings: Settings) -> str:
+    """What "top:N" resolves to now (one ranking request), or why that cannot be shown (offline, failure)."""
+    setup_logging("text", level=logging.WARNING)
+    top = settings.market.top
+    assert top is not None
+    async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
+        source = next(p for p in build_providers(settings, client) if p.name == top.source)
+        assert isinstance(source, RankingSource)
+        try:
+            rows = await source.ranking(top.count + MARGIN, "usd", side=False)
+        except ProviderError as err:
+            if offline([err]):
+                return f"top:{top.count}: needs the network to show what it resolves to now ({err.message})"
+            return f"top:{top.count}: {top.source} did not answer the ranking ({err.message})"
+    listed = CoinList(settings.market.coins, top)
+    shown = [c for c in listed.resolve(ranked_coins(rows, top)) if c not in listed.configured]
+    if not shown:
+        return f"top:{top.count}: {top.source}'s ranking has no coin that is not listed already"
+    providers = settings.poller.providers
+    table = [["coin", "name", *providers]]
+    table += [[c.symbol, c.name, *[c.ids.get(name, "-") for name in providers]] for c in shown]
+    return (
+        f"top:{top.count} now ({top.source}'s ranking; refreshed hourly; a coin fails over only to the providers "
+        f"with an id here):\n{_table(table)}"
+    )
 
 
 async def fetch(settings: Settings, *, demo: bool = False) -> int:

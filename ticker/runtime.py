@@ -38,6 +38,7 @@ from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
 from ticker.render.widget import WidgetRenderer
 from ticker.side_work import SideWork
 from ticker.store import SnapshotStore
+from ticker.top import RankingSource, TopRanking
 from ticker.web.app import build_app
 from ticker.web.views import Views
 
@@ -102,6 +103,7 @@ def create_app(
             # Demo prices never reach the real history store either (the demo's history is simulated).
             history = None if demo else await _open_history(settings, sharing)
             views.history = history
+            ranking = None if demo else _top_ranking(settings, providers, monotonic)
             recorder = (
                 HistoryRecorder(
                     history,
@@ -114,7 +116,7 @@ def create_app(
             poller = Poller(
                 providers,
                 store,
-                settings.market.coins,
+                views.coins,
                 settings.market.currencies,
                 interval=interval,
                 timeout=settings.poller.timeout_seconds,
@@ -124,6 +126,7 @@ def create_app(
                 max_jump_pct=settings.poller.max_jump_pct or None,
                 stale_after=settings.poller.stale_after_seconds,
                 history=recorder,
+                ranking=ranking,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
@@ -133,8 +136,9 @@ def create_app(
             )
             side_work = SideWork(
                 providers,
-                settings.market.coins,
+                lambda: poller.coins,
                 settings.market.default_currency,
+                ranking=ranking,
                 icons=lambda snapshot: icons.refresh(snapshot.icons, source=icon_hosts, shared=sharing),
                 current=lambda: store.current,
                 interval=interval,
@@ -151,6 +155,7 @@ def create_app(
                 enabled=history is not None and settings.history.backfill,
                 wall=lambda: clock().timestamp(),
                 monotonic=monotonic,
+                follow=(lambda: poller.coins) if settings.market.top is not None else None,
             )
             async with anyio.create_task_group() as tasks:
                 if sharing is None:
@@ -204,6 +209,17 @@ async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) 
     except HistoryError as err:
         logger.error("price history off: %s", err)
         return None
+
+
+def _top_ranking(
+    settings: Settings, providers: Sequence[Provider], monotonic: Callable[[], float]
+) -> TopRanking | None:
+    """The hourly "top:N" ranking from its configured source (config made sure it is among the providers)."""
+    top = settings.market.top
+    source = next((p for p in providers if top is not None and p.name == top.source), None)
+    if top is None or not isinstance(source, RankingSource):
+        return None
+    return TopRanking(source, top, "usd", monotonic=monotonic)
 
 
 class _NoHistory:

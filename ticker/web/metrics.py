@@ -23,6 +23,7 @@ from ticker.lease import LeaseRole
 from ticker.render.board import build_board
 from ticker.store import SnapshotStore
 from ticker.telemetry import UPSTREAM_REQUESTS, UPSTREAM_SECONDS, UPSTREAM_SKIPPED
+from ticker.top import CoinList
 
 
 class HttpTally:
@@ -120,9 +121,10 @@ class ServiceCollector(Collector):
 
     def _freshness(self, now: datetime) -> tuple[int, int]:
         market, poller = self._settings.market, self._settings.poller
+        snapshot = self._store.current
         board = build_board(
-            self._store.current,
-            market.coins,
+            snapshot,
+            CoinList(market.coins, market.top).current(snapshot),
             market.default_currency,
             now=now,
             stale_after=poller.stale_after_seconds,

@@ -1,4 +1,5 @@
-"""/openapi.json: the JSON API described as OpenAPI 3.1, with this instance's coins and currencies as enums."""
+"""/openapi.json: the JSON API described as OpenAPI 3.1, with this instance's coins and currencies as enums
+(no coin enum when "top:N" makes the list change at run time)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     symbols = [coin.symbol for coin in settings.market.coins]
     currencies = list(settings.market.currencies)
     spellings = sorted({*symbols, *(symbol.lower() for symbol in symbols), *aliases(symbols)})
+    symbol_schema: dict[str, Any] = {"type": "string", "enum": spellings}
+    listed = ", ".join(symbols)
+    if settings.market.top is not None:  # "top:N": the list changes at run time, so no enum
+        symbol_schema = {"type": "string", "minLength": 1, "maxLength": 20}
+        listed = f"the {settings.market.top.count} largest coins by market cap (refreshed hourly)" + (
+            f" and {listed}" if listed else ""
+        )
     coins_param = {
         "name": "coins",
         "in": "query",
@@ -25,12 +33,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "style": "form",
         "explode": False,
         "description": "Configured symbols, comma-separated, case-insensitive, in the order wanted "
-        "(duplicates dropped): " + ", ".join(symbols),
+        "(duplicates dropped): " + listed,
         "schema": {
             "type": "array",
             "minItems": 1,
             "maxItems": MAX_COINS,
-            "items": {"type": "string", "enum": spellings},
+            "items": symbol_schema,
         },
     }
     currency_param = {
@@ -69,7 +77,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "description": "A configured symbol (case-insensitive; NANO means XNO).",
-                            "schema": {"type": "string", "enum": symbols},
+                            "schema": symbol_schema
+                            if settings.market.top is not None
+                            else {"type": "string", "enum": symbols},
                         },
                         currency_param,
                     ],
@@ -113,7 +123,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _schemas(symbols, currencies)},
+        "components": {"schemas": _schemas(None if settings.market.top is not None else symbols, currencies)},
     }
 
 
@@ -135,9 +145,10 @@ _CHANGE = (
 NULLABLE_INTEGER = {"type": ["integer", "null"]}
 
 
-def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
+def _schemas(symbols: list[str] | None, currencies: list[str]) -> dict[str, Any]:
+    """`symbols`: the coin enum; None when the list changes at run time ("top:N")."""
     coin_properties: dict[str, Any] = {
-        "symbol": {"type": "string", "enum": symbols},
+        "symbol": {"type": "string", "enum": symbols} if symbols is not None else {"type": "string"},
         "name": {"type": "string"},
         "price": NULLABLE_NUMBER | {"description": "Null when never fetched or older than max_stale_seconds."},
         "change_24h_pct": NULLABLE_NUMBER

@@ -8,7 +8,7 @@ truncated, and the caller escapes them for its format.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -65,14 +65,17 @@ def _param(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def select(params: Mapping[str, str], settings: Settings) -> Selection:
-    return Selection(select_coins(_param(params, "coins"), settings), select_currency(params, settings))
+def select(params: Mapping[str, str], settings: Settings, coins: Sequence[Coin] | None = None) -> Selection:
+    """`coins`: the current coin list (ticker/top.py); None: market.coins as configured."""
+    current = tuple(settings.market.coins if coins is None else coins)
+    return Selection(select_coins(_param(params, "coins"), current), select_currency(params, settings))
 
 
-def select_coins(raw: str | None, settings: Settings) -> tuple[Coin, ...]:
-    configured = settings.coins_by_symbol
+def select_coins(raw: str | None, coins: Sequence[Coin]) -> tuple[Coin, ...]:
+    """The coins a `coins=` value names, of the current `coins`; all of them when absent."""
+    configured = {coin.symbol: coin for coin in coins}
     if raw is None:
-        return settings.market.coins
+        return tuple(coins)
     names = [part.strip() for part in raw.split(",") if part.strip()]
     if len(names) > MAX_COINS:
         too_many = ngettext("%(name)s: at most %(limit)d symbol", "%(name)s: at most %(limit)d symbols", MAX_COINS)

@@ -25,6 +25,7 @@ from ticker.render.board import Board, build_board
 from ticker.render.i18n import language
 from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
 from ticker.store import SnapshotStore
+from ticker.top import CoinList
 from ticker.web.query import canonical_query, echo, error_locale, select, select_currency, widget_options
 from ticker.web.response_cache import NotFound, Prepared, cache_headers
 from ticker.web.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
@@ -50,6 +51,7 @@ class Views:
     ) -> None:
         self._settings = settings
         self._store = store
+        self.coins = CoinList(settings.market.coins, settings.market.top)  # with "top:N", as of the snapshot
         self.history: HistoryStore | None = None  # set by the lifespan once the store is open
         self._renderer = renderer
         self._icons = icons
@@ -77,19 +79,23 @@ class Views:
             with_history=with_history,
         )
 
+    def current(self) -> tuple[Coin, ...]:
+        """The coins of the current snapshot ("top:N" resolved as the poller last did)."""
+        return self.coins.current(self._store.current)
+
     def prices_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
-        selection = select(query, self._settings)
+        selection = select(query, self._settings, self.current())
         return f"{','.join(c.symbol for c in selection.coins)}|{selection.currency}"
 
     def price_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
         return f"{self._coin(path_params).symbol}|{select_currency(query, self._settings)}"
 
     def widget_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
-        return canonical_query(select(query, self._settings), widget_options(query, self._settings))
+        return canonical_query(select(query, self._settings, self.current()), widget_options(query, self._settings))
 
     def render_prices(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         version = self._store.version
-        selection = select(query, self._settings)
+        selection = select(query, self._settings, self.current())
         board = self.board(selection.coins, selection.currency, self._clock())
         return self._prepared(json_bytes(board.to_json(self._settings.server.public_url)), JSON_TYPE, board, version)
 
@@ -104,9 +110,10 @@ class Views:
 
     def _coin(self, path_params: Mapping[str, Any]) -> Coin:
         raw = str(path_params["symbol"])
-        coin = self._settings.coins_by_symbol.get(canonical_symbol(raw))
+        coins = self.coins.by_symbol(self._store.current)
+        coin = coins.get(canonical_symbol(raw))
         if coin is None:
-            raise NotFound(f"unknown coin {echo(raw)}; configured: {', '.join(self._settings.coins_by_symbol)}")
+            raise NotFound(f"unknown coin {echo(raw)}; configured: {', '.join(coins)}")
         return coin
 
     def render_widget(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
@@ -117,7 +124,7 @@ class Views:
 
     def _html(self, query: QueryParams, *, fragment: bool) -> Prepared:
         version = self._store.version
-        selection = select(query, self._settings)
+        selection = select(query, self._settings, self.current())
         options = widget_options(query, self._settings)
         now = self._clock()
         with_history = options.sparkline and selection.currency == self._settings.market.default_currency
@@ -161,7 +168,7 @@ class Views:
 
     async def icon(self, request: Request) -> Response:
         """A coin's icon from our cache, or its monogram; never a redirect to the provider's host."""
-        coin = self._settings.coins_by_symbol.get(canonical_symbol(request.path_params["symbol"]))
+        coin = self.coins.by_symbol(self._store.current).get(canonical_symbol(request.path_params["symbol"]))
         if coin is None:
             return Response("unknown coin", 404, media_type="text/plain", headers=PLAIN_HEADERS)
         icon = self._icons.icon_or_monogram(coin.symbol)
@@ -210,14 +217,15 @@ class Views:
         now = self._clock()
         snapshot = self._store.current
         market = self._settings.market
-        board = self.board(market.coins, market.default_currency, now)
+        coins = self.coins.current(snapshot)
+        board = self.board(coins, market.default_currency, now)
         ages = [
             (now - quote.updated_at).total_seconds()
             for quote in (snapshot.quotes.values() if snapshot else ())
             if quote.updated_at is not None
         ]
         newest_age = min(ages) if ages else None
-        if not market.live_coins:
+        if not market.top and all(coin.is_static for coin in coins):
             ready = True
         else:
             ready = newest_age is not None and newest_age <= self._settings.poller.max_stale_seconds
