@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
