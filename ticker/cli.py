@@ -166,9 +166,15 @@ def check_config(path: str) -> int:
         if coin.is_static:
             prices = ", ".join(f"{price:g} {cur}" for cur, price in coin.prices.items())
             rows.append([coin.symbol, coin.name, f"static: {prices}", *[""] * (len(providers) - 1)])
+        elif coin.is_token:
+            continue  # listed below: they have no ids at the configured providers
         else:
             rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
     print(_table(rows))
+    tokens = [[coin.symbol, coin.name, f"{coin.chain}:{coin.address}"] for coin in settings.market.coins if coin.is_token]
+    if tokens:
+        print("tokens by contract (geckoterminal, then defillama; in usd, other currencies via BTC's price):")
+        print(_table([["coin", "name", "chain:address"], *tokens]))
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
