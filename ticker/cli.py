@@ -171,7 +171,9 @@ def check_config(path: str) -> int:
         else:
             rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
     print(_table(rows))
-    tokens = [[coin.symbol, coin.name, f"{coin.chain}:{coin.address}"] for coin in settings.market.coins if coin.is_token]
+    tokens = [
+        [coin.symbol, coin.name, f"{coin.chain}:{coin.address}"] for coin in settings.market.coins if coin.is_token
+    ]
     if tokens:
         print("tokens by contract (geckoterminal, then defillama; in usd, other currencies via BTC's price):")
         print(_table([["coin", "name", "chain:address"], *tokens]))

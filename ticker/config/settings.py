@@ -31,8 +31,8 @@ from ticker.config._table import Problems, Table, describe, did_you_mean
 from ticker.exceptions import ConfigError
 from ticker.models import Coin, canonical_symbol
 from ticker.providers import PROVIDERS, TOKEN_PROVIDERS
-from ticker.providers.chains import CHAINS, address_problem, request_address
 from ticker.providers.base import ProviderSettings
+from ticker.providers.chains import CHAINS, address_problem, request_address
 from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
 
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
