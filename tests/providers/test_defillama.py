@@ -46,7 +46,7 @@ async def test_prices_and_24h_change_in_two_calls_with_defillamas_own_time(respx
         ("WETH", "usd", 2472.61, -1.6992, "defillama"),
         ("CAKE", "usd", 2.317, 4.12, "defillama"),
     ]
-    assert quotes[0].updated_at == datetime.fromtimestamp(1764541200, UTC)
+    assert quotes[0].updated_at == datetime.fromtimestamp(1795803645, UTC)
 
 
 async def test_a_failing_percentage_call_leaves_the_change_unknown_not_zero(respx_mock, client):
