@@ -306,7 +306,8 @@ css_file = "missing.css"
         "market.coins[4].symbol: expected a ticker symbol such as BTC, got '<b>'",
         "poller.interval_seconds: expected a number at least 1, got 0.0",
         "poller.timeout_seconds: expected a number, got '10'",
-        "poller.providers[1]: unknown provider 'bitstamp' (known: coingecko, coinpaprika, kraken, coinbase, binance, geckoterminal, defillama)",
+        "poller.providers[1]: unknown provider 'bitstamp' (known: coingecko, coinpaprika, kraken, coinbase, "
+        "binance, geckoterminal, defillama)",
         "widget.theme: expected one of light, dark, auto, got 'pink'",
         f"widget.css_file: no such file {str(tmp_path / 'missing.css')!r}",
     )
