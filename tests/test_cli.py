@@ -317,3 +317,43 @@ def test_service_log_says_once_how_to_set_a_coingecko_key(tmp_path, upstream):
         in hints[0]
     )
     assert upstream.coingecko.requests == 1
+
+
+WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+
+
+def test_resolve_a_token_shows_what_each_dex_source_says(config, respx_mock, capsys):
+    gt = respx_mock.get(f"https://api.geckoterminal.com/api/v2/networks/eth/tokens/{WETH}").respond(
+        200, content=fixture_bytes("geckoterminal_token.constructed.json")
+    )
+    llama = respx_mock.get(f"https://coins.llama.fi/prices/current/ethereum:{WETH}").respond(
+        200, content=fixture_bytes("defillama_prices_current.constructed.json")
+    )
+    checksummed = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
+    assert main(["resolve", f"ETH:{checksummed}", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert gt.called and llama.called
+    assert "geckoterminal: Wrapped Ether (WETH), price $2,472.55, liquidity $897,342,937.86" in out
+    assert "defillama: WETH, price $2,472.61, confidence 0.99" in out
+    assert f'config: {{ symbol = "WETH", name = "Wrapped Ether", chain = "eth", address = "{checksummed}" }}' in out
+
+
+def test_resolve_an_unknown_token_says_so_per_source_and_exits_1(config, respx_mock, capsys):
+    respx_mock.get(f"https://api.geckoterminal.com/api/v2/networks/bsc/tokens/{WETH}").respond(
+        404, content=fixture_bytes("geckoterminal_error_404.constructed.json")
+    )
+    respx_mock.get(f"https://coins.llama.fi/prices/current/bsc:{WETH}").respond(
+        200, content=fixture_bytes("defillama_prices_current_unknown.constructed.json")
+    )
+    assert main(["resolve", f"bsc:{WETH}", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"geckoterminal: no token at bsc:{WETH}" in out and f"defillama: no token at bsc:{WETH}" in out
+
+
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [("bnb:0x1", "unknown chain 'bnb'"), ("eth:0x12", "expected 0x followed by 40 hex digits on eth")],
+)
+def test_resolve_a_malformed_token_is_one_line_and_exit_2(config, respx_mock, capsys, target, error):
+    assert main(["resolve", target, "--config", str(config)]) == 2
+    assert error in capsys.readouterr().err

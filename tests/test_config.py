@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import settings_from
 from ticker.config import default_settings, load_settings
 from ticker.exceptions import ConfigError
-from ticker.providers import PROVIDERS
+from ticker.providers import PROVIDERS, TOKEN_PROVIDERS
 
 ROOT = Path(__file__).parent.parent
 
@@ -18,7 +18,7 @@ def test_builtin_default_matches_the_contract(monkeypatch, tmp_path):
     symbols = [coin.symbol for coin in settings.market.coins]
     assert symbols == ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA"]
     assert settings.market.currencies == ("usd",)
-    keyless = {name for name, cls in PROVIDERS.items() if cls.KEYLESS}
+    keyless = {name for name, cls in PROVIDERS.items() if cls.KEYLESS and name not in TOKEN_PROVIDERS}
     assert settings.poller.providers[0] == "coingecko" and set(settings.poller.providers) == keyless
     assert settings.cache.url == "memory://"
     assert settings.cache.snapshot_path == tmp_path / "ticker" / "snapshot.json"
@@ -198,7 +198,7 @@ def test_api_key_comes_from_the_named_environment_variable(tmp_path, monkeypatch
 
 # -- operator help: "did you mean", every error at once, warnings ---------------------------------------------
 
-KNOWN = "(known: coingecko, coinpaprika, kraken, coinbase, binance)"
+KNOWN = "(known: coingecko, coinpaprika, kraken, coinbase, binance, geckoterminal, defillama)"
 ISO = "(use ISO 4217 codes in current use such as usd, eur, or btc, eth, sats)"
 DID_YOU_MEAN = [
     ('[market]\ncurencies = ["usd"]', "market.curencies: unknown key; did you mean market.currencies?"),
@@ -306,7 +306,8 @@ css_file = "missing.css"
         "market.coins[4].symbol: expected a ticker symbol such as BTC, got '<b>'",
         "poller.interval_seconds: expected a number at least 1, got 0.0",
         "poller.timeout_seconds: expected a number, got '10'",
-        "poller.providers[1]: unknown provider 'bitstamp' (known: coingecko, coinpaprika, kraken, coinbase, binance)",
+        "poller.providers[1]: unknown provider 'bitstamp' (known: coingecko, coinpaprika, kraken, coinbase, "
+        "binance, geckoterminal, defillama)",
         "widget.theme: expected one of light, dark, auto, got 'pink'",
         f"widget.css_file: no such file {str(tmp_path / 'missing.css')!r}",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
 import os
 import socket
@@ -23,8 +24,11 @@ from ticker.config import LOG_FORMATS, Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
 from ticker.logs import setup_logging
 from ticker.models import Quote, iso
-from ticker.providers import Provider
+from ticker.providers import TOKEN_PROVIDERS, Provider, build_provider
+from ticker.providers.chains import CHAINS, address_problem, request_address
+from ticker.providers.defillama import DefiLlama
 from ticker.providers.demo import DemoSource
+from ticker.providers.geckoterminal import GeckoTerminal, TokenInfo
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.render.formatting import change_direction, format_change, format_price
 from ticker.runtime import build_providers
@@ -76,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--config", help=config_help)
     fetch.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
 
-    resolve = commands.add_parser("resolve", help="ask the providers which ids match a symbol (network needed)")
-    resolve.add_argument("symbol")
+    resolve = commands.add_parser(
+        "resolve", help="ask the providers which ids match a symbol, or what they say of a chain:address token"
+    )
+    resolve.add_argument("symbol", help="a symbol (ETH) or a token as chain:address (bsc:0x...)")
     resolve.add_argument("--config", help=config_help)
     return parser
 
@@ -170,11 +176,19 @@ def check_config(path: str) -> int:
         if coin.is_static:
             prices = ", ".join(f"{price:g} {cur}" for cur, price in coin.prices.items())
             rows.append([coin.symbol, coin.name, f"static: {prices}", *[""] * (len(providers) - 1)])
+        elif coin.is_token:
+            continue  # listed below: they have no ids at the configured providers
         else:
             rows.append([coin.symbol, coin.name, *[coin.ids.get(name, "-") for name in providers]])
     if top is not None and top.position == len(settings.market.coins):
         rows.append(_top_row(settings))
     print(_table(rows))
+    tokens = [
+        [coin.symbol, coin.name, f"{coin.chain}:{coin.address}"] for coin in settings.market.coins if coin.is_token
+    ]
+    if tokens:
+        print("tokens by contract (geckoterminal, then defillama; in usd, other currencies via BTC's price):")
+        print(_table([["coin", "name", "chain:address"], *tokens]))
     if top is not None:
         print(asyncio.run(show_top(settings)))
     for warning in settings.warnings:
@@ -281,6 +295,8 @@ def _quote_row(quote: Quote, locale: str) -> list[str]:
 
 async def resolve(settings: Settings, symbol: str) -> int:
     setup_logging("text", level=logging.WARNING)
+    if ":" in symbol:
+        return await resolve_token(settings, symbol)
     found_any = False
     async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
         for provider in build_providers(settings, client):
@@ -305,6 +321,63 @@ async def resolve(settings: Settings, symbol: str) -> int:
             best = candidates[0]
             print(f'config: {{ symbol = "{symbol.upper()}", ids = {{ {provider.name} = "{best.id}" }} }}\n')
     return 0 if found_any else 1
+
+
+async def resolve_token(settings: Settings, target: str) -> int:
+    """`ticker resolve chain:address`: what each DEX source says of the token (name, symbol, price,
+    liquidity where given), and the config entry. Exit 0 if a source knows it, 1 if none does, 2 for a
+    chain or address that cannot be one."""
+    chain, _, address = target.strip().partition(":")
+    chain = chain.lower()
+    if chain not in CHAINS:
+        print(
+            f"ticker: unknown chain {chain!r} (as GeckoTerminal names networks: {', '.join(CHAINS)})", file=sys.stderr
+        )
+        return 2
+    problem = address_problem(chain, address)
+    if problem is not None:
+        print(f"ticker: {problem}", file=sys.stderr)
+        return 2
+    lookup_address = request_address(chain, address)
+    found: list[TokenInfo] = []
+    async with httpx.AsyncClient(timeout=settings.poller.timeout_seconds) as client:
+        for name in TOKEN_PROVIDERS:
+            source = build_provider(
+                name,
+                settings.provider(name),
+                client,
+                interval=settings.poller.interval_seconds,
+                timeout=settings.poller.timeout_seconds,
+            )
+            network = chain if name == "geckoterminal" else CHAINS[chain].defillama
+            assert isinstance(source, GeckoTerminal | DefiLlama)
+            try:
+                info = await source.token_info(network, lookup_address)
+            except ProviderError as err:
+                print(f"{name}: failed: {err.message}")
+                continue
+            if info is None or info.price_usd is None and info.symbol is None:
+                print(f"{name}: no token at {network}:{address}")
+                continue
+            found.append(info)
+            print(f"{name}: {_describe_token(info, settings.widget.locale)}")
+    if not found:
+        return 1
+    symbol = next((i.symbol for i in found if i.symbol), "TOKEN").upper()
+    token_name = next((i.name for i in found if i.name), None)
+    named = f", name = {json.dumps(token_name, ensure_ascii=False)}" if token_name else ""  # a TOML string
+    print(f'config: {{ symbol = {json.dumps(symbol)}{named}, chain = "{chain}", address = "{address}" }}')
+    return 0
+
+
+def _describe_token(info: TokenInfo, locale: str) -> str:
+    parts = [f"{info.name} ({info.symbol or '?'})" if info.name else info.symbol or "?"]
+    parts.append(f"price {format_price(info.price_usd, 'usd', locale)}" if info.price_usd else "no price")
+    if info.liquidity_usd is not None:
+        parts.append(f"liquidity {format_price(info.liquidity_usd, 'usd', locale)}")
+    if info.confidence is not None:
+        parts.append(f"confidence {info.confidence:g}")
+    return ", ".join(parts)
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -42,11 +42,20 @@ class Coin:
     ids: Mapping[str, str] = field(default_factory=frozen_map)
     prices: Mapping[str, float] = field(default_factory=frozen_map)
     max_jump_pct: float | None = None  # this coin's jump limit in percent (0: off); None: poller.max_jump_pct
+    # A token by contract address: the chain as GeckoTerminal names networks ("bsc") and the address as
+    # configured (EVM checksum case kept for display); its provider ids are derived from them.
+    chain: str | None = None
+    address: str | None = None
 
     @property
     def is_static(self) -> bool:
         """A static coin has a configured price and is never fetched."""
         return bool(self.prices)
+
+    @property
+    def is_token(self) -> bool:
+        """A token by contract address: priced by the DEX sources in USD, other currencies via BTC."""
+        return self.chain is not None and self.address is not None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ticker.providers import Provider
 from ticker.providers.manners import Manners
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.store import SnapshotStore
+from ticker.tokens import converted
 from ticker.top import CoinList, TopRanking
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class Poller:
             if admitted is not None:  # old, but the newest there is: kept, and it shows as stale
                 quotes[pair] = admitted
                 accepted.append(admitted)
+        self._convert_tokens(quotes, accepted, missing, now)
         self._log_sources(quotes, wanted - missing)
         self._log_missing(missing - self._gate.holding())
         self._log_offline()
@@ -248,6 +250,19 @@ class Poller:
             self._monotonic() - started,
         )
         return snapshot
+
+    def _convert_tokens(
+        self, quotes: dict[Pair, Quote], accepted: list[Quote], missing: set[Pair], now: datetime
+    ) -> None:
+        """Price tokens in currencies other than usd through BTC's prices of this round (tokens.py), gated."""
+        fresh = {(q.symbol, q.currency): q for q in accepted}
+        for quote in self._gate.screen(converted(self._coins, fresh, missing), now):
+            pair = (quote.symbol, quote.currency)
+            admitted = self._gate.admit(quote, quotes.get(pair), now)
+            if admitted is not None:
+                missing.discard(pair)
+                quotes[pair] = admitted
+                accepted.append(admitted)
 
     async def _fetch(
         self, provider: Provider, manners: Manners, coins: list[Coin], currencies: list[str]

@@ -31,7 +31,7 @@ from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
 from ticker.logs import setup_logging
 from ticker.models import Candle, SavedManners, utcnow
 from ticker.poller import Poller
-from ticker.providers import Provider, build_provider
+from ticker.providers import TOKEN_PROVIDERS, Provider, build_provider
 from ticker.providers.demo import DemoSource
 from ticker.providers.icon_hosts import IconHosts
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
@@ -255,9 +255,16 @@ def build_providers(
     wall: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> list[Provider]:
-    """The configured providers in failover order, sharing one HTTP client, each with its own session."""
+    """The configured providers in failover order, sharing one HTTP client, each with its own session.
+
+    With tokens by contract address configured, the DEX sources (geckoterminal, then defillama) follow
+    unless poller.providers lists them already; they price only tokens, and tokens only them.
+    """
     providers: list[Provider] = []
-    for name in settings.poller.providers:
+    names = list(settings.poller.providers)
+    if any(coin.is_token for coin in settings.market.live_coins):
+        names += [name for name in TOKEN_PROVIDERS if name not in names]
+    for name in names:
         provider = build_provider(
             name,
             settings.provider(name),

@@ -30,8 +30,9 @@ from babel.numbers import get_territory_currencies
 from ticker.config._table import Problems, Table, describe, did_you_mean
 from ticker.exceptions import ConfigError
 from ticker.models import Coin, canonical_symbol
-from ticker.providers import PROVIDERS
+from ticker.providers import PROVIDERS, TOKEN_PROVIDERS
 from ticker.providers.base import ProviderSettings
+from ticker.providers.chains import CHAINS, address_problem, request_address
 from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
 from ticker.top import RANKING_PROVIDERS, TOP_MAX, TopSettings
 
@@ -54,7 +55,9 @@ VISITOR_LOCALES = frozenset(
 PSEUDO_LOCALE = "en_XA"
 LAYOUTS = ("list", "compact", "ticker")
 LOG_FORMATS = ("text", "json")
-DEFAULT_PROVIDERS: tuple[str, ...] = tuple(name for name, cls in PROVIDERS.items() if cls.KEYLESS)
+DEFAULT_PROVIDERS: tuple[str, ...] = tuple(
+    name for name, cls in PROVIDERS.items() if cls.KEYLESS and name not in TOKEN_PROVIDERS
+)
 
 
 def _currencies_in_use(today: date) -> frozenset[str]:
@@ -316,6 +319,8 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Pr
         table.data.clear()  # whatever else it says belongs to no coin
         return None
     symbol = canonical_symbol(raw_symbol)
+    if table.present("chain") or table.present("address"):
+        return _parse_token(table, path, symbol)
     known = lookup(symbol)
     name = table.take_text("name", known.name if known else symbol) or symbol
     ids = dict(known.ids) if known else {}
@@ -323,6 +328,9 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Pr
     for provider in list(ids_table.data):
         if provider not in PROVIDERS:
             ids_table.fail(provider, _unknown_provider(provider, key=ids_table.key("")))
+            del ids_table.data[provider]
+        elif provider in TOKEN_PROVIDERS:
+            ids_table.fail(provider, "tokens are priced by contract: set chain and address on the coin instead")
             del ids_table.data[provider]
         elif value := ids_table.take_text(provider, blank="expected a non-empty id"):
             ids[provider] = value
@@ -336,6 +344,44 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Pr
             f'(ids = {{ coingecko = "..." }}) or run `ticker resolve {symbol}` to find them'
         )
     return Coin(symbol, name, MappingProxyType(ids), MappingProxyType(prices), max_jump)
+
+
+def _parse_token(table: Table, path: str, symbol: str) -> Coin | None:
+    """A token by contract address: `{ symbol, name, chain, address }` (and `max_jump_pct`), nothing else.
+
+    Its ids are "chain:address" for GeckoTerminal and DefiLlama's chain name plus the address for
+    DefiLlama (providers/chains.py); the symbol table is not consulted, so a token that shares a
+    symbol with a listed coin is still priced by its contract only.
+    """
+    has_chain, has_address = "chain" in table.data, "address" in table.data
+    name = table.take_text("name", symbol) or symbol
+    chain = table.take_text("chain", blank="expected a chain such as eth, bsc or solana").lower()
+    address = table.take_text("address", blank="expected the token's contract address")
+    max_jump = table.take_number("max_jump_pct", 0.0, minimum=0.0) if table.present("max_jump_pct") else None
+    for key in ("ids", "price", "prices"):
+        if table.present(key):
+            table.fail(key, "not allowed on a token (chain and address say where it is priced)")
+            del table.data[key]
+    table.finish()
+    if not has_chain:
+        table.fail("chain", f"missing: a token needs chain (one of {', '.join(CHAINS)}) beside its address")
+    if not has_address:
+        table.fail("address", "missing: a token needs its contract address beside its chain")
+    if chain and chain not in CHAINS:
+        table.fail(
+            "chain",
+            f"unknown chain {chain!r} (as GeckoTerminal names networks: {', '.join(CHAINS)})"
+            + did_you_mean(chain, CHAINS),
+        )
+    if table.problems.under(path):
+        return None
+    problem = address_problem(chain, address)
+    if problem is not None:
+        table.fail("address", problem)
+        return None
+    lookup_address = request_address(chain, address)
+    ids = {"geckoterminal": f"{chain}:{lookup_address}", "defillama": f"{CHAINS[chain].defillama}:{lookup_address}"}
+    return Coin(symbol, name, MappingProxyType(ids), MappingProxyType({}), max_jump, chain=chain, address=address)
 
 
 def _parse_static_prices(table: Table, path: str, currencies: tuple[str, ...]) -> dict[str, float]:
@@ -523,7 +569,7 @@ def _check_coverage(
     """Every live coin needs an id at one of the configured providers at least (coins with errors aside)."""
     for coin in market.coins:
         index = positions[coin.symbol]
-        if coin.is_static or any(name in coin.ids for name in poller.providers):
+        if coin.is_static or coin.is_token or any(name in coin.ids for name in poller.providers):
             continue
         if problems.under(f"market.coins[{index}]"):
             continue  # its own error says enough (a bad price is not a missing id)
@@ -553,7 +599,11 @@ def _warnings(market: MarketSettings, poller: PollerSettings) -> tuple[str, ...]
     for index, currency in enumerate(market.currencies):
         if currency not in market.unserved_currencies:
             continue
-        others = [name for name in PROVIDERS if name not in poller.providers and serves(name, currency)]
+        others = [
+            name
+            for name in PROVIDERS
+            if name not in poller.providers and name not in TOKEN_PROVIDERS and serves(name, currency)
+        ]
         fix = f"; {' and '.join(others)} would: add it to poller.providers" if others else ""
         warnings.append(
             f"market.currencies[{index}]: no configured provider ({', '.join(poller.providers)}) quotes in "
@@ -568,4 +618,19 @@ def _warnings(market: MarketSettings, poller: PollerSettings) -> tuple[str, ...]
                 f"market.coins[{index}]: static coin {coin.symbol} has no price in {', '.join(missing)}, so it "
                 f"shows as unavailable there; give prices = {{ {given}, {wanted} }}"
             )
-    return tuple(warnings)
+    return tuple(warnings) + _token_warnings(market)
+
+
+def _token_warnings(market: MarketSettings) -> tuple[str, ...]:
+    """Tokens are quoted in USD only: another currency needs BTC's price in usd and in it (same round)."""
+    btc = next((c for c in market.coins if c.symbol == "BTC" and not c.is_static), None)
+    others = [c for c in market.currencies if c != "usd"]
+    if not others or (btc is not None and "usd" in market.currencies):
+        return ()
+    need = "BTC among the coins and usd among the currencies" if btc is None else "usd among the currencies"
+    return tuple(
+        f"market.coins[{index}]: token {coin.symbol} is quoted in USD only and converted through BTC's price, "
+        f"so without {need} it shows as unavailable in {', '.join(others)}"
+        for index, coin in enumerate(market.coins)
+        if coin.is_token
+    )

@@ -24,12 +24,15 @@ from ticker.providers.budget import RequestBudget
 from ticker.providers.coinbase import Coinbase
 from ticker.providers.coingecko import CoinGecko
 from ticker.providers.coinpaprika import CoinPaprika
+from ticker.providers.defillama import DefiLlama
+from ticker.providers.geckoterminal import GeckoTerminal
 from ticker.providers.kraken import Kraken
 from ticker.providers.manners import Manners
 from ticker.providers.session import UpstreamSession
 
 __all__ = [
     "PROVIDERS",
+    "TOKEN_PROVIDERS",
     "Provider",
     "ProviderClass",
     "ProviderSettings",
@@ -45,7 +48,12 @@ PROVIDERS: dict[str, ProviderClass] = {
     "kraken": Kraken,  # exchanges: a few large coins each, USD (USDT on Binance) only
     "coinbase": Coinbase,
     "binance": Binance,
+    # DEX sources for tokens by contract address (chain + address) only, in this failover order: never
+    # default providers, and a token uses them without their being listed in poller.providers.
+    "geckoterminal": GeckoTerminal,
+    "defillama": DefiLlama,
 }
+TOKEN_PROVIDERS: tuple[str, ...] = ("geckoterminal", "defillama")
 
 
 def budget_for(
