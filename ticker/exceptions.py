@@ -6,6 +6,8 @@
     - ProviderError: an upstream price API failed; nothing else leaves a provider.
     - QueryError: a visitor's query names something not configured; the message
       says what is allowed and is safe to show.
+    - HistoryError: the history store cannot be opened or written (a damaged or
+      foreign file, a newer schema, a full disk); the message names the file.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class ProviderError(TickerError):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.message}"
+
+
+class HistoryError(TickerError):
+    """The history store failed: opening (damaged, foreign or newer file) or reading and writing it."""
 
 
 class QueryError(TickerError):

@@ -220,3 +220,16 @@ def canonical_symbol(symbol: str) -> str:
     """Upper-case, with aliases folded (`nano` -> `XNO`)."""
     upper = symbol.strip().upper()
     return ALIASES.get(upper, upper)
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLC bucket of one coin in one currency: `start` Unix seconds (UTC) of the bucket's start,
+    `seconds` its length, open/high/low/close prices in that currency."""
+
+    start: int
+    seconds: int
+    open: float
+    high: float
+    low: float
+    close: float

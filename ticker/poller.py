@@ -32,7 +32,7 @@ from types import MappingProxyType
 import anyio
 
 from ticker.exceptions import ProviderError
-from ticker.history import record
+from ticker.history.sparkline import record
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.plausibility import Gate
 from ticker.providers import Provider

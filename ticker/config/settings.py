@@ -138,6 +138,15 @@ class WidgetSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """The price history store: `path` is its SQLite file (None: history off); with a redis:// cache.url the
+    history lives in Redis and `path` is not used. `backfill`: fill a new coin's past from candle endpoints."""
+
+    path: Path | None = None
+    backfill: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     market: MarketSettings = field(default_factory=MarketSettings)
     poller: PollerSettings = field(default_factory=PollerSettings)
@@ -147,6 +156,7 @@ class Settings:
     widget: WidgetSettings = field(default_factory=WidgetSettings)
     source: Path | None = None  # the file these came from
     warnings: tuple[str, ...] = ()  # suspect but valid settings, one line each naming the key
+    history: HistorySettings = field(default_factory=HistorySettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers[name]
@@ -190,6 +200,7 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     cache = _parse_cache(root.table("cache"), base_dir)
     server = _parse_server(root.table("server"))
     widget = _parse_widget(root.table("widget"), base_dir)
+    history = _parse_history(root.table("history"), base_dir)
     root.finish()
     problems = root.problems
     if not problems.under("poller.providers"):  # else a typo there would make every coin an error too
@@ -197,7 +208,15 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     problems.check()
     market = replace(market, unserved_currencies=unserved_currencies(market, poller))
     return Settings(
-        market, poller, MappingProxyType(providers), cache, server, widget, source, _warnings(market, poller)
+        market,
+        poller,
+        MappingProxyType(providers),
+        cache,
+        server,
+        widget,
+        source,
+        _warnings(market, poller),
+        history,
     )
 
 
@@ -364,6 +383,17 @@ def _parse_cache(table: Table, base_dir: Path | None) -> CacheSettings:
     table.finish()
     snapshot_path = _resolve_path(raw_path, base_dir) if raw_path else None
     return CacheSettings(url, namespace, snapshot_path, redis_fallback)
+
+
+def _parse_history(table: Table, base_dir: Path | None) -> HistorySettings:
+    default_path = "ticker-history.sqlite3" if base_dir else str(default_state_dir() / "history.sqlite3")
+    raw_path = table.take("path", str, default_path).strip()
+    backfill = table.take("backfill", bool, True)
+    table.finish()
+    path = _resolve_path(raw_path, base_dir) if raw_path else None
+    if path is not None and path.is_dir():
+        table.fail("path", f"expected a file name, got the directory {str(path)!r}")
+    return HistorySettings(path, backfill)
 
 
 def _redis_url_problem(url: str) -> str | None:

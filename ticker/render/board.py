@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from ticker.history import series
+from ticker.history.sparkline import series
 from ticker.models import Coin, ProviderStatus, Snapshot, iso
 
 DATE_SHOWN_AFTER = timedelta(hours=20)  # "as of 14:05 UTC" becomes "as of Nov 26 14:05 UTC"

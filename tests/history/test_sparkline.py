@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import NOW
-from ticker.history import POINTS, hour_of, record, series
+from ticker.history.sparkline import POINTS, hour_of, record, series
 from ticker.models import Quote
 from ticker.render.sparkline import sparkline_svg
 
