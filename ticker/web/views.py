@@ -155,7 +155,7 @@ class Views:
         except QueryError:
             pass
         gettext = language(locale).gettext
-        message = err.translated(gettext) if isinstance(err, QueryError) else str(err)
+        message = err.translated(gettext) if isinstance(err, QueryError) else gettext(str(err))  # a catalog's, or as is
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
