@@ -253,10 +253,10 @@ def axis_text(at: int, seconds: int, locale: str) -> str:
 def crosshair_data(
     points: Sequence[tuple[int, float]], currency: str, locale: str, low: float, high: float, *, with_time: bool
 ) -> dict[str, str]:
-    """The data- attributes chart.js reads: prices as displayed (p), times in minutes as the first and then
-    the steps, repeats written "step*count" (t: "29596340 30*335 20"), the prices at the plot's bottom and top edges (s: the band from `low` to `high` plus chart.PAD
-    each side), the locale (l), the ISO currency (c) or a unit shown after the number (u), and whether
-    dates carry a time (d)."""
+    """The data- attributes chart.js reads: prices as displayed (p); times in minutes, the first and then the
+    steps, a repeat written "step*count" (t: "29596340 30*335 20"); the prices at the plot's bottom and top
+    edges (s: the band from `low` to `high` plus chart.PAD each side); the locale (l); the ISO currency (c)
+    or a unit shown after the number (u); and whether dates carry a time (d)."""
     digits = currency_digits(currency)
     prices = " ".join(format(display_decimal(price, digits), "f") for _, price in points)
     minutes = [at // 60 for at, _ in points]
