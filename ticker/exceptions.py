@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 
 class TickerError(Exception):
@@ -66,24 +68,47 @@ class HistoryError(TickerError):
     """The history store failed: opening (damaged, foreign or newer file) or reading and writing it."""
 
 
+@dataclass(frozen=True)
+class Plural:
+    """A message whose words follow a number: both English forms and the number that picks one."""
+
+    singular: str
+    plural: str
+    n: int
+
+    def english(self) -> str:
+        return self.singular if self.n == 1 else self.plural
+
+
+class Translations(Protocol):
+    """What translating a message needs (gettext.NullTranslations and render.i18n.Language have it)."""
+
+    def gettext(self, message: str, /) -> str: ...
+    def ngettext(self, singular: str, plural: str, n: int, /) -> str: ...
+
+
 class QueryError(TickerError):
     """A bad visitor query; the message is plain text meant for the visitor.
 
     Made by `QueryError.of(template, **params)`, it keeps the English `template` (a catalog msgid with
-    %(name)s placeholders) and its `params`, so an HTML error page can show it in the visitor's language.
+    %(name)s placeholders, or a `Plural` of two) and its `params`, so an HTML error page can show it in
+    the visitor's language.
     """
 
-    def __init__(self, message: str, template: str | None = None, params: Mapping[str, object] | None = None):
+    def __init__(self, message: str, template: str | Plural | None = None, params: Mapping[str, object] | None = None):
         super().__init__(message)
         self.template = template
         self.params: Mapping[str, object] = params or {}
 
     @classmethod
-    def of(cls, template: str, **params: object) -> QueryError:
-        return cls(template % params, template, params)
+    def of(cls, template: str | Plural, **params: object) -> QueryError:
+        english = template.english() if isinstance(template, Plural) else template
+        return cls(english % params, template, params)
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """The message through `gettext` (a catalog's); the English text when it has no template."""
+    def translated(self, translations: Translations) -> str:
+        """The message in a catalog's language; the English text when it has no template."""
         if self.template is None:
             return str(self)
-        return gettext(self.template) % self.params
+        if isinstance(self.template, Plural):
+            return translations.ngettext(self.template.singular, self.template.plural, self.template.n) % self.params
+        return translations.gettext(self.template) % self.params

@@ -147,13 +147,67 @@ async def test_german_widget_speaks_german_with_german_numbers(make_client, tmp_
 
 async def test_a_locale_without_a_catalog_shows_english_marked_english_with_its_own_numbers(make_client, tmp_path):
     client = await make_client(settings_from(tmp_path, FULL_CONFIG), full_snapshot())
-    for locale, price in (("en_PK", "US$90,917.04"), ("ur_PK", ">$90,917.04"), ("en_IN", ">$90,917.04")):
+    for locale, price in (("en_PK", "US$90,917.04"), ("en_IN", ">$90,917.04"), ("sv_SE", "90\xa0917,04\xa0US$")):
         response = await client.get(f"/widget?coins=BTC&locale={locale}")
         assert response.status_code == 200, locale
         assert '<html lang="en" dir="ltr"' in response.text and "Latest Market Prices" in response.text, locale
         assert price in response.text, locale
-    arabic = (await client.get("/widget?coins=BTC&locale=ar")).text  # no Arabic catalog here: English text
-    assert '<html lang="en" dir="ltr"' in arabic and "\u200f90,917.04\xa0US$" in arabic
+
+
+# The contract's translated languages, by catalog name.
+TRANSLATED = (*"en de fr es pt_BR pt_PT it nl pl ru uk tr ar fa he ur hi zh_Hans ja ko id vi".split(),)
+RIGHT_TO_LEFT = {"ar", "fa", "he", "ur"}
+
+
+def test_the_contracts_languages_ship():
+    assert i18n.available() == set(TRANSLATED)
+
+
+def words_of(text: str) -> set[str]:
+    """The words of a message, without markup, code samples and placeholders."""
+    return set(re.findall(r"[A-Za-z]{2,}", re.sub(r"<code>.*?</code>|<[^>]*>|%\(\w+\)[sd]", " ", text)))
+
+
+def catalog_words(catalog) -> set[str]:
+    texts = (text for message in catalog if message.id for text in _texts(message.string))
+    return set().union(*(words_of(text) for text in texts))
+
+
+def _texts(value) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
+
+
+ENGLISH_UI_WORDS = {
+    word for message in i18n.template() if message.id for text in _texts(message.id) for word in words_of(text)
+}
+
+
+@pytest.mark.parametrize("name", [name for name in TRANSLATED if name != "en"])
+async def test_each_language_shows_no_english_ui_word_and_the_right_lang_and_dir(name, make_client, tmp_path):
+    """Every page a visitor or operator can reach in that language: an English word of our messages shows
+    only where the translation itself uses it (German "Pause")."""
+    with (LOCALE_DIR / name / "LC_MESSAGES" / "messages.po").open("rb") as file:
+        allowed = catalog_words(read_po(file, locale=name))
+    settings = settings_from(tmp_path, FULL_CONFIG)
+    tag, direction = name.replace("_", "-"), "rtl" if name.split("_")[0] in RIGHT_TO_LEFT else "ltr"
+    pages = {
+        **{f"/widget?layout={layout}&locale={name}": 200 for layout in ("list", "compact", "ticker")},
+        f"/widget?currency=eur&sparkline=1&locale={name}": 200,
+        f"/widget/fragment?locale={name}": 200,
+        f"/?locale={name}": 200,
+        f"/widget?coins=ZZZ&locale={name}": 400,
+        f"/widget?layout=zzz&locale={name}": 400,
+    }
+    client = await make_client(settings, full_snapshot())
+    for path, status in pages.items():
+        response = await client.get(path)
+        assert response.status_code == status, path
+        assert (visible_words(response.text) & ENGLISH_UI_WORDS) - allowed == set(), path
+        if "fragment" not in path:
+            assert f'<html lang="{tag}" dir="{direction}"' in response.text, path
+    for snapshot in (unreachable_snapshot(), None):
+        page = (await (await make_client(settings, snapshot)).get(f"/widget?locale={name}")).text
+        assert (visible_words(page) & ENGLISH_UI_WORDS) - allowed == set()
 
 
 @pytest.fixture

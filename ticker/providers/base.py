@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
-from ticker.models import Coin, Quote
+from ticker.models import Candle, Coin, Quote
 from ticker.providers.session import UpstreamSession
 
 
@@ -39,6 +39,32 @@ class Provider(Protocol):
 
     async def fetch(self, coins: Sequence[Coin], currencies: Sequence[str]) -> list[Quote]:
         """Return current quotes for the coins it has ids for. Raise ProviderError on any upstream failure."""
+        ...
+
+
+@runtime_checkable
+class CandleSource(Protocol):
+    """A provider that can also fetch past prices, as OHLC candles, from a keyless endpoint.
+
+    Its candle requests go through its `session` as side requests (`side=True`): they obey the
+    provider's holds and deadline, and spend only the budget the price rounds leave over.
+    """
+
+    name: str
+    session: UpstreamSession | None
+
+    def has_candles(self, coin: Coin, currency: str) -> bool:
+        """Whether it can fetch this coin's past in this currency (it has a pair or an id for it)."""
+        ...
+
+    async def candles(self, coin: Coin, currency: str, seconds: int, since: int, until: int) -> list[Candle]:
+        """The complete buckets of `seconds` (every source serves 3600 and 86400) that start at or after
+        `since` and end by `until` (Unix seconds), oldest first, one per start; fewer where the upstream
+        keeps less.
+
+        Raises ProviderError on any upstream failure (unknown pair, rate limit, bad body), ValueError
+        for a bucket length it does not serve.
+        """
         ...
 
 

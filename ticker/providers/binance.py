@@ -6,21 +6,29 @@ quotes come back as currency "usd" only, and every other currency is left
 to the providers after this one. A `symbols` batch fails as a whole when
 one pair is unknown or delisted (-1121), so the culprit is found by
 bisection, skipped for a day, and the others are still priced.
+
+Candles (backfill): `GET /api/v3/klines?symbol=&interval=1h|1d&startTime=&endTime=&limit=`
+(weight 2, at most 1000 klines a request) gives `[[open time ms, "open", "high", "low",
+"close", "volume", close time ms, ...], ...]`, oldest first, prices as strings
+(binance-spot-api-docs `rest-api.md`, "Kline/Candlestick data"). An unknown symbol is a 400
+with `{"code": -1121, "msg": "Invalid symbol."}`; a 429 (or a 418 ban) carries Retry-After.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ticker.exceptions import ProviderError
-from ticker.models import Coin, Quote
+from ticker.models import Candle, Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import ignored, number, unix_time
+from ticker.providers.parsing import candle, ignored, number, unix_time, window
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -30,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 BASE_URL = "https://api.binance.com"  # https://data-api.binance.vision serves the same market data
 TICKER_PATH = "/api/v3/ticker/24hr"
+KLINES_PATH = "/api/v3/klines"
+# Bucket seconds -> `interval`: the documented ones of fixed length (not "1s", nor "1M").
+KLINE_INTERVALS: Mapping[int, str] = MappingProxyType(
+    {60 * int(n): f"{n}m" for n in "1 3 5 15 30".split()}
+    | {3600 * int(n): f"{n}h" for n in "1 2 4 6 8 12".split()}
+    | {86400: "1d", 259200: "3d", 604800: "1w"}
+)
+KLINES_LIMIT = 1000  # documented maximum per request
 CURRENCY = "usd"  # what a USDT quote is reported as
 QUOTE_ASSET = "USDT"
 # One symbol as the server's `symbols` regex allows it; anything else fails the whole batch with -1100.
@@ -172,6 +188,53 @@ class Binance(UpstreamProvider):
                 logger.debug("binance: ignoring an unasked-for or malformed entry (%s)", type(item).__name__)
         return True
 
+    def has_candles(self, coin: Coin, currency: str) -> bool:
+        return currency == CURRENCY and self.supports(coin)
+
+    async def candles(self, coin: Coin, currency: str, seconds: int, since: int, until: int) -> list[Candle]:
+        """Klines from `since` to `until`, a side request per 1000 (the backfill's 720 hours or 365 days: one)."""
+        interval = KLINE_INTERVALS.get(seconds)
+        if interval is None or not self.has_candles(coin, currency):
+            raise ValueError(f"binance: no {seconds} s candles for {coin.symbol}/{currency}")
+        symbol = coin.ids[self.name]
+        where = f"{coin.symbol}/{CURRENCY}"
+        found: list[Candle] = []
+        start = since
+        for _ in range(max(math.ceil((until - since) / (seconds * KLINES_LIMIT)), 1)):
+            if start >= until:
+                break
+            wanted = min(math.ceil((until - start) / seconds), KLINES_LIMIT)
+            rows = await self._klines(symbol, interval, start, until, wanted)
+            page = [c for c in (_kline(self.name, where, row, seconds) for row in rows) if c is not None]
+            found.extend(page)
+            if len(rows) < wanted or not page:
+                break  # the upstream has no more (or sent nothing usable)
+            start = max(c.start for c in page) + seconds
+        return window(found, since, until)
+
+    async def _klines(self, symbol: str, interval: str, start: int, until: int, limit: int) -> list[Any]:
+        try:
+            body = await self._session.get_json(
+                self._base_url + KLINES_PATH,
+                params={
+                    "symbol": symbol,
+                    "interval": interval,
+                    "startTime": str(start * 1000),
+                    "endTime": str(until * 1000 - 1),
+                    "limit": str(limit),
+                },
+                headers=self._headers,
+                side=True,
+            )
+        except ProviderError as err:
+            explained = _explained(err)
+            if explained is err:
+                raise
+            raise explained from err
+        if not isinstance(body, list):
+            raise ProviderError(self.name, f"unexpected {KLINES_PATH} response ({type(body).__name__})")
+        return body
+
     def _remember_invalid(self, symbol: str) -> None:
         self._session.quarantine.skip(symbol, INVALID_SYMBOL_SKIP_SECONDS)
         if symbol in self._reported:
@@ -195,6 +258,15 @@ def quote_from_ticker(coin: Coin, item: dict[str, Any], source: str = "binance")
         updated_at=_ms_time(item.get("closeTime")),
         source=source,
     )
+
+
+def _kline(provider: str, where: str, row: Any, seconds: int) -> Candle | None:
+    """`[open time ms, open, high, low, close, ...]` as a Candle; None (logged) if off-schema."""
+    if isinstance(row, list) and len(row) >= 5:
+        millis = number(row[0])
+        return candle(provider, where, None if millis is None else millis / 1000.0, seconds, row[1:5])
+    ignored(provider, where, f"off-schema kline {row!r:.80}", kind="candle")
+    return None
 
 
 def _ms_time(value: Any) -> datetime | None:

@@ -7,6 +7,13 @@ the session, well under the public 10 requests/s per IP. One product's failure o
 that coin (it fails over to the next provider); a product Coinbase does not
 list (404) is skipped for a day instead of costing a request every round; only
 a round in which nothing could be priced raises.
+
+Candles (backfill): `GET /products/{id}/candles?granularity=<s>&start=<ISO 8601>&end=<ISO 8601>`
+gives `[[time, low, high, open, close, volume], ...]`, NEWEST FIRST, time in Unix seconds, prices
+as numbers. `granularity` is one of 60, 300, 900, 3600, 21600, 86400; a range of more than 300
+buckets is refused with a 400, so a longer span takes one request per 300 buckets; some buckets
+may precede `start`, and a bucket with no trade is missing
+(docs.cdp.coinbase.com, Exchange API "Get product candles").
 """
 
 from __future__ import annotations
@@ -15,15 +22,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote as url_quote
 
 import anyio
 
 from ticker.exceptions import ProviderError
-from ticker.models import Coin, Quote
+from ticker.models import Candle, Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import number
+from ticker.providers.parsing import candle, ignored, number, window
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -35,6 +43,8 @@ BASE_URL = "https://api.exchange.coinbase.com"
 CONCURRENCY = 3  # requests in flight at once
 REQUEST_SPACING = 0.2  # seconds between request starts: at most 5/s, half the public 10/s per IP
 NOT_FOUND_SKIP_SECONDS = 24 * 3600.0  # a delisted product is asked again once a day
+GRANULARITIES = frozenset({60, 300, 900, 3600, 21600, 86400})  # the only bucket lengths /candles accepts
+MAX_CANDLES = 300  # buckets per /candles request; a wider range is refused
 
 
 @dataclass
@@ -102,6 +112,37 @@ class Coinbase(UpstreamProvider):
                 if err.status == 429 or err.over_budget or err.held:
                     state.stopped = True  # more requests now would only be refused too
 
+    def has_candles(self, coin: Coin, currency: str) -> bool:
+        product = coin.ids.get(self.name)
+        return product is not None and _quote_currency(product) == currency
+
+    async def candles(self, coin: Coin, currency: str, seconds: int, since: int, until: int) -> list[Candle]:
+        """One side request per 300 buckets, oldest range first (720 hours: 3; 365 days: 2)."""
+        if seconds not in GRANULARITIES or not self.has_candles(coin, currency):
+            raise ValueError(f"coinbase: no {seconds} s candles for {coin.symbol}/{currency}")
+        product = coin.ids[self.name]
+        url = f"{self._base_url}/products/{url_quote(product, safe='')}/candles"
+        where = f"{coin.symbol}/{currency}"
+        found: list[Candle] = []
+        for start in range(since, until, MAX_CANDLES * seconds):
+            end = min(start + (MAX_CANDLES - 1) * seconds, until)  # both ends count: 300 buckets at most
+            body = await self._session.get_json(
+                url,
+                params={"granularity": str(seconds), "start": _iso(start), "end": _iso(end)},
+                headers=self._headers,
+                side=True,
+            )
+            if not isinstance(body, list):
+                raise ProviderError(self.name, f"unexpected /candles response ({type(body).__name__})")
+            for row in body:
+                if isinstance(row, list) and len(row) >= 5:  # [time, low, high, open, close, volume]
+                    bucket = candle(self.name, where, row[0], seconds, (row[3], row[2], row[1], row[4]))
+                    if bucket is not None:
+                        found.append(bucket)
+                else:
+                    ignored(self.name, where, f"off-schema candle {row!r:.80}", kind="candle")
+        return window(found, since, until)
+
     def _parse(self, coin: Coin, product: str, body: Any) -> Quote:
         """`last` is the price; the change is measured from `open`, the price at the start of the 24 h window."""
         if not isinstance(body, dict):
@@ -166,6 +207,11 @@ def _quote_currency(product: str) -> str:
     """`BTC-USD` -> `usd`: Coinbase product ids are BASE-QUOTE."""
     base, _, quote = product.rpartition("-")
     return quote.lower() if base and quote else ""
+
+
+def _iso(unix_seconds: int) -> str:
+    """`2026-11-27T18:00:00Z`: the ISO 8601 form the Exchange API documents for `start` and `end`."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _telling(err: ProviderError) -> tuple[bool, bool, bool, bool, bool]:

@@ -5,19 +5,28 @@ prices and 24h changes for every coin and currency come from one
 `/simple/price` call per batch of ids; icon URLs and 7-day sparklines, which
 change slowly, from `/coins/markets` once a day, as side work off the price
 path (`refresh_metadata`), with only the budget the price rounds leave over.
+
+Candles (backfill, only where the budget allows): `GET /coins/{id}/market_chart?vs_currency=&days=`
+gives `{"prices": [[ms, price], ...], "market_caps": ..., "total_volumes": ...}`, oldest first,
+the last point being "now". Its granularity is automatic: 5-minutely for 1 day, hourly for 2-90
+days, daily (00:00 UTC) beyond; keyless and demo access reaches back 365 days at most
+(docs.coingecko.com/reference/coins-id-market-chart). A point is a price at a moment, not a
+bucket: each becomes the close of the bucket it lies in or ends (a daily point at 00:00 UTC
+closes the day before), and several in one bucket make its open, high, low and close.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote as url_quote
 
 from ticker.exceptions import ProviderError
-from ticker.models import Candidate, Coin, Quote
+from ticker.models import Candidate, Candle, Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import ignored, json_number, number, unix_time
+from ticker.providers.parsing import candle, ignored, json_number, number, unix_time, window
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -29,6 +38,8 @@ BASE_URLS = {"demo": "https://api.coingecko.com/api/v3", "pro": "https://pro-api
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
 METADATA_REFRESH_SECONDS = 24 * 3600.0  # icons and sparkline seeds change slowly
 MARKETS_PAGE = 250  # /coins/markets per_page maximum
+CHART_MAX_DAYS = 365  # keyless and demo access to market_chart reaches back a year
+CHART_SECONDS = frozenset({3600, 86400})  # buckets made from its points: hourly (2-90 days asked), daily
 # /simple/supported_vs_currencies, the `vs_currencies` CoinGecko quotes in: its fiat list as documented at
 # docs.coingecko.com/docs/fiat-currencies-support, plus the answer's crypto and metal codes as public clients
 # copy it (2024). Of these, market.currencies accepts the ISO 4217 codes in current use and btc, eth, sats.
@@ -171,6 +182,25 @@ class CoinGecko(UpstreamProvider):
             raise ProviderError(self.name, f"unexpected /coins/markets response ({type(body).__name__})")
         return body
 
+    def has_candles(self, coin: Coin, currency: str) -> bool:
+        return self.name in coin.ids and currency in VS_CURRENCIES
+
+    async def candles(self, coin: Coin, currency: str, seconds: int, since: int, until: int) -> list[Candle]:
+        """One side request to market_chart for the days from `since` to now (at most 365), bucketed."""
+        if seconds not in CHART_SECONDS or not self.has_candles(coin, currency):
+            raise ValueError(f"coingecko: no {seconds} s candles for {coin.symbol}/{currency}")
+        days = min(max(math.ceil((until - since) / 86400), 2), CHART_MAX_DAYS)  # 2+: hourly points, not 5-minutely
+        body = await self._session.get_json(
+            f"{self._base_url}/coins/{url_quote(coin.ids[self.name], safe='')}/market_chart",
+            params={"vs_currency": currency, "days": str(days), "precision": "full"},
+            headers=self._headers,
+            side=True,
+        )
+        prices = body.get("prices") if isinstance(body, dict) else None
+        if not isinstance(prices, list):
+            raise ProviderError(self.name, f"unexpected market_chart response ({type(body).__name__} without prices)")
+        return window(_buckets(self.name, f"{coin.symbol}/{currency}", prices, seconds), since, until)
+
     async def candidates(self, symbol: str) -> list[Candidate]:
         """Every CoinGecko coin with this symbol, largest market cap first."""
         rows = await self._markets([], "usd", symbols=symbol.lower())
@@ -201,6 +231,21 @@ def key_hint(settings: ProviderSettings, plan: str) -> str:
         f"CoinGecko wants an API key: get a free demo key at coingecko.com/en/api, set "
         f'providers.coingecko.api_key_env = "{env}" and the environment variable {env} to the key'
     )
+
+
+def _buckets(provider: str, where: str, points: Iterable[Any], seconds: int) -> list[Candle]:
+    """`[[ms, price], ...]` as candles of `seconds`: a point closes the bucket it lies in or ends."""
+    prices: dict[int, list[float]] = {}
+    for point in points:
+        millis = number(point[0]) if isinstance(point, list) and len(point) == 2 else None
+        price = json_number(point[1]) if millis is not None else None
+        if millis is None or price is None or not (math.isfinite(millis) and math.isfinite(price) and price > 0):
+            ignored(provider, where, f"off-schema chart point {point!r:.60}", kind="candle")
+            continue
+        start = math.ceil(millis / 1000.0 / seconds) * seconds - seconds
+        prices.setdefault(start, []).append(price)
+    found = (candle(provider, where, start, seconds, (p[0], max(p), min(p), p[-1])) for start, p in prices.items())
+    return [bucket for bucket in found if bucket is not None]
 
 
 def _sparkline(value: Any) -> tuple[float, ...]:

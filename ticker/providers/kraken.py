@@ -23,6 +23,13 @@ asked once more alone (a second apart, never-priced pairs first, stopping
 when the budget or Kraken says so); a pair unknown on its own is skipped for
 a day, logged once, then asked alone again. Rate-limit errors carry a
 `retry_after` of a minute, since Kraken sends none.
+
+Candles (backfill): `GET /0/public/OHLC?pair=&interval=<minutes>&since=<unix s>` gives
+`{"error": [], "result": {"<result key>": [[time, open, high, low, close, vwap, volume,
+count], ...], "last": <id>}}`, time in Unix seconds (a number), prices as strings. It
+returns at most the 720 most recent entries whatever `since` says (720 hours = 30 days
+hourly, 720 days daily), and the last entry is the bucket still open, which `window`
+drops (docs.kraken.com/api-reference/market-data/get-ohlc-data).
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ticker.exceptions import ProviderError
-from ticker.models import Coin, Quote
+from ticker.models import Candle, Coin, Quote
 from ticker.providers.base import UpstreamProvider
-from ticker.providers.parsing import ignored, number
+from ticker.providers.parsing import candle, ignored, number, window
 from ticker.providers.session import UpstreamSession
 
 if TYPE_CHECKING:
@@ -60,6 +67,11 @@ KNOWN_RESULT_KEYS: Mapping[str, str] = MappingProxyType(
         "DOGEUSD": "XDGUSD",
         "ADAUSD": "ADAUSD",
     }
+)
+
+# Bucket seconds -> /OHLC `interval` in minutes, the documented set.
+OHLC_INTERVALS: Mapping[int, int] = MappingProxyType(
+    {minutes * 60: minutes for minutes in (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)}
 )
 
 _UNKNOWN_PAIR = "equery:unknownassetpair"
@@ -213,6 +225,63 @@ class Kraken(UpstreamProvider):
             )
         else:
             logger.debug("kraken: %s: pair %s still unknown", coin.symbol, pair)
+
+    def has_candles(self, coin: Coin, currency: str) -> bool:
+        return currency == CURRENCY and self.supports(coin)
+
+    async def candles(self, coin: Coin, currency: str, seconds: int, since: int, until: int) -> list[Candle]:
+        """One side request to /OHLC: up to the 720 most recent buckets after `since` (see the module doc)."""
+        minutes = OHLC_INTERVALS.get(seconds)
+        if minutes is None or not self.has_candles(coin, currency):
+            raise ValueError(f"kraken: no {seconds} s candles for {coin.symbol}/{currency}")
+        pair = coin.ids[self.name]
+        body = await self._session.get_json(
+            f"{self._base_url}/OHLC",
+            params={"pair": pair, "interval": str(minutes), "since": str(since)},
+            headers=self._headers,
+            side=True,
+            check=self._check_ohlc,
+        )
+        where = f"{coin.symbol}/{CURRENCY}"
+        parsed = []
+        for row in self._ohlc_rows(pair, body["result"]):
+            if isinstance(row, list) and len(row) >= 5:
+                parsed.append(candle(self.name, where, row[0], seconds, row[1:5]))
+            else:
+                ignored(self.name, where, f"off-schema candle {row!r:.80}", kind="candle")
+        return window((c for c in parsed if c is not None), since, until)
+
+    def _check_ohlc(self, body: Any) -> None:
+        """Every error in an /OHLC body fails the request (an unknown pair too); a rate limit holds Kraken."""
+        errors = body.get("error", []) if isinstance(body, dict) else None
+        if not isinstance(errors, list):
+            raise ProviderError(self.name, f"unexpected /OHLC response ({type(body).__name__} without an error list)")
+        failures = [str(e) for e in errors if not str(e).startswith("W")]
+        if failures:
+            limited = any(_squash(e).startswith(_RATE_LIMITED) for e in failures)
+            raise ProviderError(
+                self.name,
+                _short(f"API error: {'; '.join(failures)}"),
+                status=200,
+                retry_after=RATE_LIMIT_RETRY_SECONDS if limited else None,
+            )
+        if not isinstance(body.get("result"), dict):
+            raise ProviderError(self.name, "unexpected /OHLC response (no result object)")
+
+    def _ohlc_rows(self, pair: str, result: Mapping[str, Any]) -> list[Any]:
+        """The rows under `pair`'s result key (matched as for /Ticker); `last` is not a pair."""
+        entries = {key: value for key, value in result.items() if key != "last"}
+        key = self._key_for(pair, entries)
+        if key is None and len(entries) == 1 and _is_usd_pair(only := next(iter(entries))):
+            key = only
+        if key is None:
+            raise ProviderError(
+                self.name, _short(f"/OHLC answer has no entry for pair {pair} (keys: {', '.join(entries)})")
+            )
+        rows = entries[key]
+        if not isinstance(rows, list):
+            raise ProviderError(self.name, f"unexpected /OHLC entry for {pair} ({type(rows).__name__})")
+        return rows
 
     def _quote(self, coin: Coin, entry: Any) -> Quote | None:
         last = entry.get("c") if isinstance(entry, dict) else None

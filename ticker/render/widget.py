@@ -335,12 +335,14 @@ def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, rea
         arrow=ARROWS[direction],
         stale=row.stale,
         as_of=as_of,
-        spoken=spoken(row, currency, lang, direction, reason.text(lang, now, note=False) if reason else None),
+        spoken=spoken(row, currency, lang, direction, now, reason.text(lang, now, note=False) if reason else None),
         spark=Markup(spark) if spark else None,
     )
 
 
-def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason: str | None = None) -> str:
+def spoken(
+    row: Row, currency: str, lang: Language, direction: Direction, now: datetime, reason: str | None = None
+) -> str:
     """'Bitcoin, 90,917.04 US dollars, up 1.64 percent in 24 hours' for screen readers: every digit of the
     price, and a change that shows as 0.00 % is "unchanged". Clauses are whole catalog sentences, joined
     by the catalog's own "%(sentence)s, %(clause)s" (so Arabic can use its comma)."""
@@ -353,7 +355,7 @@ def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason
     amount = {
         "name": row.name,
         "amount": spoken_amount(row.price, currency, locale),
-        "currency": currency_name(currency, locale),
+        "currency": currency_name(currency, locale, row.price),
     }
     text = _("%(name)s, %(amount)s %(currency)s") % amount
     clauses = []
@@ -379,7 +381,7 @@ def spoken(row: Row, currency: str, lang: Language, direction: Direction, reason
             lang.ngettext("unchanged in %(hours)d hour", "unchanged in %(hours)d hours", hours) % {"hours": hours}
         )
     if row.stale and row.updated_at is not None:
-        clauses.append(_("last updated %(time)s") % {"time": utc_time(row.updated_at, lang)})
+        clauses.append(_("last updated %(time)s") % {"time": clock_time(row.updated_at, now, lang)})
     for clause in clauses:
         text = _("%(sentence)s, %(clause)s") % {"sentence": text, "clause": clause}
     return text

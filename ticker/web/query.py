@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
-from ticker.exceptions import QueryError
+from ticker.exceptions import Plural, QueryError
 from ticker.history.base import RANGES
 from ticker.models import Coin, canonical_symbol
 
@@ -56,6 +56,12 @@ def _(message: str) -> str:
     return message
 
 
+def ngettext(singular: str, plural: str, n: int) -> Plural:
+    """Marks a message with plural forms for the catalogs (Babel's default `ngettext` keyword); an HTML
+    error page picks the form for `n` in the visitor's language when shown."""
+    return Plural(singular, plural, n)
+
+
 def echo(value: str) -> str:
     """A visitor's value as it may appear in an error message: short and quoted."""
     return repr(value if len(value) <= 24 else value[:24] + "…")
@@ -64,7 +70,12 @@ def echo(value: str) -> str:
 def _param(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is not None and len(value) > MAX_VALUE_CHARS:
-        raise QueryError.of(_("%(name)s: too long (at most %(limit)d characters)"), name=name, limit=MAX_VALUE_CHARS)
+        too_long = ngettext(
+            "%(name)s: too long (at most %(limit)d character)",
+            "%(name)s: too long (at most %(limit)d characters)",
+            MAX_VALUE_CHARS,
+        )
+        raise QueryError.of(too_long, name=name, limit=MAX_VALUE_CHARS)
     return value
 
 
@@ -78,7 +89,8 @@ def select_coins(raw: str | None, settings: Settings) -> tuple[Coin, ...]:
         return settings.market.coins
     names = [part.strip() for part in raw.split(",") if part.strip()]
     if len(names) > MAX_COINS:
-        raise QueryError.of(_("%(name)s: at most %(limit)d symbols"), name="coins", limit=MAX_COINS)
+        too_many = ngettext("%(name)s: at most %(limit)d symbol", "%(name)s: at most %(limit)d symbols", MAX_COINS)
+        raise QueryError.of(too_many, name="coins", limit=MAX_COINS)
     if not names:
         raise QueryError.of(_("%(name)s: empty; allowed: %(allowed)s"), name="coins", allowed=", ".join(configured))
     chosen: dict[str, Coin] = {}

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.exceptions import QueryError
-from ticker.web.query import _
+from ticker.web.query import ngettext
 from ticker.web.security import API_HEADERS, COMMON_HEADERS, CorsPolicy
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,10 @@ class PreparedEndpoint:
     def _cached(self, scope: Scope) -> tuple[tuple[str, bytes], Prepared | None]:
         """This path and raw query's cache key, and its rendering if still fresh; raises on a query too long."""
         if len(scope["query_string"]) > MAX_QUERY_BYTES:
-            raise QueryError.of(_("query too long (at most %(limit)d bytes)"), limit=MAX_QUERY_BYTES)
+            too_long = ngettext(
+                "query too long (at most %(limit)d byte)", "query too long (at most %(limit)d bytes)", MAX_QUERY_BYTES
+            )
+            raise QueryError.of(too_long, limit=MAX_QUERY_BYTES)
         key = (scope["path"], scope["query_string"])
         prepared = self._cache.get(key)
         if prepared is None or not prepared.fresh(self._version(), self._clock()):
