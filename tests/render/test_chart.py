@@ -19,6 +19,7 @@ from ticker.history.base import MAX_POINTS
 from ticker.models import Candle, Coin
 from ticker.render.chart import HEIGHT, PAD, WIDTH, geometry
 from ticker.render.chart_page import ChartRenderer, run_lengths
+from ticker.render.widget import WidgetRenderer, _static
 from ticker.web.query import ChartOptions
 
 T0 = int(NOW.timestamp())  # 2026-11-27 18:20 UTC, a whole 5 minutes
@@ -137,7 +138,7 @@ def test_daily_buckets_show_days():
 
 def test_the_range_switch_is_plain_links_with_the_current_one_marked():
     text = page(week([1.0, 2.0]), options("30d"))
-    nav = re.search(r'<nav class="tc-ranges" aria-label="Chart range">(.*?)</nav>', text).group(1)
+    nav = re.search(r'<nav class="tc-ranges" aria-label="Time period">(.*?)</nav>', text).group(1)
     found = re.findall(r'<a href="([^"]+)" title="([^"]+)"( aria-current="page")?>([^<]+)</a>', nav)
     assert [(href.split("range=")[1], title, bool(current), label) for href, title, current, label in found] == [
         ("24h", "24 hours", False, "24h"),
@@ -207,10 +208,9 @@ def test_themes_and_transparency_are_the_widgets():
     assert '<meta name="color-scheme" content="dark">' in dark
     clear = page(week([1.0, 2.0]), options(theme="auto", transparent=True))
     assert 'class="theme-auto transparent"' in clear and "color-scheme" not in clear.split("<style>")[0]
-    from ticker.render.widget import WidgetRenderer
-
-    shared = WidgetRenderer.CSS.split(".tk{")[0]
-    assert ChartRenderer.CSS.startswith(shared)  # the same custom properties and themes as the widget
+    themes = _static("theme.css")  # the same custom properties and themes as the widget
+    assert ".theme-dark{color-scheme:dark}" in themes and "--tk-bg:" in themes
+    assert ChartRenderer.CSS.startswith(themes) and WidgetRenderer.CSS.startswith(themes)
 
 
 def test_500_points_stay_under_20_kb():
