@@ -6,5 +6,5 @@ const D=new Intl.DateTimeFormat(g.l,g.d?{month:"short",day:"numeric",hour:"2-dig
 const N=v=>{const n=(v.split(".")[1]||"").length,c=g.c?{style:"currency",currency:g.c}:{};return new Intl.NumberFormat(g.l,{...c,minimumFractionDigits:n,maximumFractionDigits:n}).format(+v)+(g.u?"\u00a0"+g.u:"")};
 k.addEventListener("pointermove",e=>{const r=k.getBoundingClientRect(),t=a+(e.clientX-r.left)/r.width*b;let i=0;for(let j=1;j<T.length;j++)if(Math.abs(T[j]-t)<Math.abs(T[i]-t))i=j;
 const X=(T[i]-a)/b*r.width;x.style.left=X+"px";x.firstChild.style.top=(S[1]-P[i])/(S[1]-S[0])*100+"%";
-o.textContent=N(P[i])+" · "+D.format(T[i]*6e4-(g.d?0:1e3))+(g.d?" UTC":"");x.hidden=o.hidden=!1;const w=o.offsetWidth/2;o.style.left=Math.min(Math.max(X,w),r.width-w)+"px"});
+o.textContent=N(P[i])+" · "+D.format(T[i]*6e4-(g.d?0:1e3))+(g.d?" UTC":"");x.hidden=o.hidden=!1;const w=o.getBoundingClientRect().width/2;o.style.left=Math.min(Math.max(X,w),r.width-w)+"px"});
 k.addEventListener("pointerleave",()=>{x.hidden=o.hidden=!0})})();
