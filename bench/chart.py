@@ -4,8 +4,9 @@
     python3 bench/chart.py                          # about 3 minutes
     python3 bench/chart.py --duration 5 --rounds 3 --parts render
 
-Run it with the Python of an environment where ticker is installed (the project's .venv, or
-PYTHONPATH=. with another). It uses bench/run.py's machinery and method for /widget:
+It runs under the project's .venv when there is one (`python3 run.py ticker --version` makes it), else
+under the Python that started it (then ticker and its dependencies must be importable, for example with
+PYTHONPATH=.). It uses bench/run.py's machinery and method for /widget:
 
 render  in process: ChartRenderer.document for 500 buckets (the most a chart has), median of --renders;
         the cold path of one /widget/chart variant (HistoryReads reads a MemoryHistory, then the page is
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import importlib.util
 import math
+import os
 import random
 import statistics
 import sys
@@ -31,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+if __name__ == "__main__" and Path(sys.prefix).resolve() != VENV.resolve() and (VENV / "bin" / "python").exists():
+    os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), str(Path(__file__).resolve()), *sys.argv[1:]])
 sys.path[:0] = [str(ROOT)]
 
 
