@@ -86,7 +86,7 @@ def create_app(
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
     views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
-    snapshots = store
+    snapshots = store  # the store, as the closures below see it (never None from here on)
 
     def snapshot_time() -> float:
         """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""

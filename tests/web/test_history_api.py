@@ -250,3 +250,11 @@ async def test_demo_charts_are_simulated_labelled_and_never_stored(tmp_path):
         body = (await client.get("/api/v1/history/BTC?range=24h")).json()
         assert len(body["points"]) == 289 and body["points"][-1][1] == 90917.04  # ends at the snapshot's price
     assert not list(tmp_path.glob("*.sqlite3"))  # nothing was opened, nothing written
+
+
+async def test_embed_js_places_the_chart_with_data_kind_chart(client):
+    js = (await client.get("/embed.js")).text
+    assert 'const C=s.dataset.kind=="chart"' in js
+    assert 'C?["coin","range","currency","theme","locale","transparent"]' in js  # the chart's query, nothing else
+    assert 'f.src=o+(C?"/widget/chart?":"/widget?")+q' in js and 'height:"+(C?330:' in js
+    assert len(js.encode()) < 3 * 1024
