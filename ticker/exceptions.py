@@ -64,10 +64,6 @@ class ProviderError(TickerError):
         return f"{self.provider}: {self.message}"
 
 
-class HistoryError(TickerError):
-    """The history store failed: opening (damaged, foreign or newer file) or reading and writing it."""
-
-
 @dataclass(frozen=True)
 class Plural:
     """A message whose words follow a number: both English forms and the number that picks one."""
@@ -85,6 +81,10 @@ class Translations(Protocol):
 
     def gettext(self, message: str, /) -> str: ...
     def ngettext(self, singular: str, plural: str, n: int, /) -> str: ...
+
+
+class HistoryError(TickerError):
+    """The history store failed: opening (damaged, foreign or newer file) or reading and writing it."""
 
 
 class QueryError(TickerError):

@@ -62,6 +62,11 @@ class Quote:
     # Extras a provider may attach; the poller moves them into the snapshot's icons and history.
     icon_url: str | None = None
     sparkline_7d: tuple[float, ...] | None = None  # hourly, the last 7 days
+    # Changes over other spans, in percent: a provider's own figure, else ours from the price history
+    # (ticker/history/recorder.py); None until known.
+    change_1h_pct: float | None = None
+    change_7d_pct: float | None = None
+    change_30d_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +74,9 @@ class Quote:
             "currency": self.currency,
             "price": self.price,
             "change_24h_pct": self.change_24h_pct,
+            "change_1h_pct": self.change_1h_pct,
+            "change_7d_pct": self.change_7d_pct,
+            "change_30d_pct": self.change_30d_pct,
             "updated_at": iso(self.updated_at),
             "source": self.source,
         }
@@ -80,10 +88,17 @@ class Quote:
             symbol=str(data["symbol"]),
             currency=str(data["currency"]),
             price=float(data["price"]),
-            change_24h_pct=None if data.get("change_24h_pct") is None else float(data["change_24h_pct"]),
+            change_24h_pct=_number_or_none(data.get("change_24h_pct")),
             updated_at=parse_iso(updated) if isinstance(updated, str) else None,
             source=str(data["source"]),
+            change_1h_pct=_number_or_none(data.get("change_1h_pct")),
+            change_7d_pct=_number_or_none(data.get("change_7d_pct")),
+            change_30d_pct=_number_or_none(data.get("change_30d_pct")),
         )
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from types import MappingProxyType
 import anyio
 
 from ticker.exceptions import ProviderError
+from ticker.history.recorder import HistoryRecorder
 from ticker.history.sparkline import record
 from ticker.models import Coin, Quote, SavedManners, Snapshot, utcnow
 from ticker.plausibility import Gate
@@ -61,8 +62,10 @@ class Poller:
         max_jump_pct: float | None = 50.0,
         stale_after: float | None = 300.0,
         random_fraction: Callable[[], float] = random.random,
+        history: HistoryRecorder | None = None,
     ) -> None:
         self._providers = list(providers)
+        self._history = history
         self._store = store
         self._coins = [coin for coin in coins if not coin.is_static]
         self._currencies = list(currencies)
@@ -182,11 +185,18 @@ class Poller:
         self._log_missing(missing - self._gate.holding())
         self._log_offline()
         statuses = {name: manners.status() for name, manners in self._manners.items()}
+        sparklines = previous.history if previous else {}
+        if self._history is None:
+            sparklines = record(sparklines, accepted, self._currencies[0])
+        else:  # every accepted quote into the store; changes a provider left out and sparklines from it
+            for quote in await self._history.record(accepted, now):
+                quotes[(quote.symbol, quote.currency)] = quote
+            sparklines = await self._history.sparklines(sparklines, now)
         snapshot = Snapshot(
             now,
             MappingProxyType(quotes),
             MappingProxyType(statuses),
-            history=record(previous.history if previous else {}, accepted, self._currencies[0]),
+            history=sparklines,
             icons=_icons(previous.icons if previous else {}, accepted),
             manners=MappingProxyType(self.saved_manners()),
         )

@@ -12,24 +12,25 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import anyio
 import httpx
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from ticker import __version__
+from ticker.backfill import Backfill, candle_sources
 from ticker.config import Settings, load_settings
 from ticker.exceptions import HistoryError
 from ticker.history import open_history
 from ticker.history.base import HistoryStore
 from ticker.history.demo import DemoHistory
+from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
 from ticker.logs import setup_logging
-from ticker.models import SavedManners, utcnow
+from ticker.models import Candle, SavedManners, utcnow
 from ticker.poller import Poller
 from ticker.providers import Provider, build_provider
 from ticker.providers.demo import DemoSource
@@ -63,9 +64,10 @@ def create_app(
     history: HistoryStore | None = None,
 ) -> Starlette:
     """The app with its lifespan. `clock` (wall, for timestamps), `monotonic` (holds, budgets, schedules)
-    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to serve
-    charts from (a test's, left open); else the lifespan opens the configured one (open_history), or, with
-    `demo`, charts show DemoHistory's simulated past, never stored."""
+    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to use
+    instead of the configured one (a test's; the app leaves it open); else the lifespan opens the configured
+    one. With `demo`, nothing is recorded, and charts show DemoHistory's simulated past unless `history` is
+    given."""
     shared = settings.cache.shared and not demo and store is None
     if store is None:
         # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
@@ -98,22 +100,15 @@ def create_app(
         quote = current.quote(symbol, currency) if current is not None else None
         return quote.price if quote is not None else None
 
-    if history is None and demo:
-        history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
-    own_history = history is None  # opened (and closed) by the lifespan
-    reads = HistoryReads(
+    injected = history
+    demo_history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
+    reads = HistoryReads(  # what charts read: opened by the lifespan unless injected or simulated
         lambda: snapshots.version,
         snapshot_time,
-        enabled=not own_history or settings.cache.shared or settings.history.path is not None,
-        store=history,
+        enabled=injected is not None or demo or settings.cache.shared or settings.history.path is not None,
+        store=injected if injected is not None else demo_history if demo else None,
     )
-    history_views = HistoryViews(
-        settings,
-        store,
-        reads,
-        ChartRenderer(),
-        demo=demo,
-    )
+    history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo)
     interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
@@ -124,9 +119,6 @@ def create_app(
         loaded = await store.load()
         if loaded is not None:
             logger.info("serving the saved snapshot of %s until the first poll", loaded.generated_at.isoformat())
-        sharing_redis = store.redis if isinstance(store, RedisSnapshotStore) else None
-        if own_history and reads.enabled:
-            reads.store = await _open_history(settings, sharing_redis)
         timeout = httpx.Timeout(settings.poller.timeout_seconds)
         headers = {"user-agent": USER_AGENT}
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
@@ -135,6 +127,23 @@ def create_app(
                 [DemoSource(settings.market.coins)]
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
+            )
+            # Demo prices never reach the real history store either (the demo's history is simulated).
+            if demo:
+                history = None
+            elif injected is not None:
+                history = injected
+            else:
+                history = reads.store = await _open_history(settings, sharing)
+            views.history = history
+            recorder = (
+                HistoryRecorder(
+                    history,
+                    [coin.symbol for coin in settings.market.live_coins],
+                    settings.market.default_currency,
+                )
+                if history is not None
+                else None
             )
             poller = Poller(
                 providers,
@@ -148,6 +157,7 @@ def create_app(
                 sleep=sleep,
                 max_jump_pct=settings.poller.max_jump_pct or None,
                 stale_after=settings.poller.stale_after_seconds,
+                history=recorder,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
@@ -163,6 +173,17 @@ def create_app(
                 current=lambda: store.current,
                 interval=interval,
                 time_budget=max(interval, SIDE_WORK_SECONDS),
+                monotonic=monotonic,
+            )
+            backfill = Backfill(
+                candle_sources(providers),
+                settings.market.live_coins,
+                settings.market.currencies,
+                history if history is not None else _NO_HISTORY,
+                interval=interval,
+                time_budget=max(interval, SIDE_WORK_SECONDS),
+                enabled=history is not None and settings.history.backfill,
+                wall=lambda: clock().timestamp(),
                 monotonic=monotonic,
             )
             async with anyio.create_task_group() as tasks:
@@ -187,19 +208,20 @@ def create_app(
                         on_lead=take_over,
                         sleep=sleep,
                     )
-                    side_work.active = lambda: polling.role != "follower"
+                    side_work.active = backfill.active = lambda: polling.role != "follower"
                     tasks.start_soon(polling.run_forever)
                     tasks.start_soon(_share_manners, poller, sharing, lambda: polling.role == "holder")
                 tasks.start_soon(side_work.run_forever)
+                tasks.start_soon(backfill.run_forever)
                 try:
                     yield
                 finally:
                     closing.set()
                     tasks.cancel_scope.cancel()
-            if own_history and reads.store is not None:
-                with anyio.move_on_after(1, shield=True):
-                    await reads.store.close()
+            if history is not None and injected is None:
                 reads.store = None
+                with anyio.move_on_after(1, shield=True):
+                    await history.close()
             if sharing is not None:
                 with anyio.move_on_after(1, shield=True):  # a silent Redis must not hold up shutdown
                     await lease.release()
@@ -208,13 +230,28 @@ def create_app(
     return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
 
 
-async def _open_history(settings: Settings, redis: Redis | None) -> HistoryStore | None:
-    """The configured history store, open; None (charts answer 503, prices are served) when it cannot be."""
+async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:
+    """The price history store (in Redis beside the snapshots when they are shared, else the SQLite file at
+    history.path), or None when history is off or its file cannot be used: prices are served either way,
+    and an unusable file is left as it is for the operator to look at."""
     try:
-        return await open_history(settings, redis=redis)
+        return await open_history(settings, redis=sharing.redis if sharing is not None else None)
     except HistoryError as err:
-        logger.error("history: %s; charts and /api/v1/history are unavailable until this is fixed", err)
+        logger.error("price history off: %s", err)
         return None
+
+
+class _NoHistory:
+    """What backfill writes to when history is off (it is then disabled and never writes)."""
+
+    async def add_candles(self, symbol: str, currency: str, candles: Sequence[Candle]) -> int:
+        return 0
+
+    async def earliest(self, symbol: str, currency: str) -> float | None:
+        return None
+
+
+_NO_HISTORY = _NoHistory()
 
 
 async def _share_manners(poller: Poller, store: RedisSnapshotStore, holding: Callable[[], bool]) -> None:

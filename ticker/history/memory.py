@@ -1,16 +1,17 @@
 """MemoryHistory: the history store in process memory, bounded.
 
-The same tiers as every backend (rollup.py), in dicts. It holds the Redis backend's points while Redis
-is away (redis.py writes them out with `series` and `forget`), and suits a demo or a test. With `limit`, raw quotes,
-5-minute and hourly buckets are each at most `limit` in all (the oldest go first, 10 % at a time; the
-coarser tiers keep their aggregate, so the daily and hourly figures stay exact); daily buckets, one per
-coin and currency a day, are not limited.
+The same tiers as every backend (rollup.py), each a map kept sorted by time. It holds the Redis
+backend's points while Redis is away (redis.py writes them out with `series` and `forget`), and suits
+a demo or a test. With `limit`, raw quotes, 5-minute and hourly buckets are each at most `limit` in all
+(the oldest go first, 10 % at a time; the coarser tiers keep their aggregate, so hourly and daily
+figures stay exact); daily buckets, one per coin and currency a day, are not limited.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from ticker.history import rollup
 from ticker.history.base import Tick
@@ -18,22 +19,61 @@ from ticker.history.rollup import TIERS, Bucket, Tier
 from ticker.models import Candle
 
 Series = tuple[str, str]  # (symbol, currency)
+K = TypeVar("K", int, float)
+V = TypeVar("V")
 
 
-@dataclass
+class SortedMap(Generic[K, V]):
+    """A dict whose keys (times) are also kept in a sorted list, for ranges and dropping the oldest."""
+
+    def __init__(self) -> None:
+        self.items: dict[K, V] = {}
+        self.keys: list[K] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def put(self, key: K, value: V) -> None:
+        if key not in self.items:
+            if not self.keys or key > self.keys[-1]:
+                self.keys.append(key)  # the usual case: time moves on
+            else:
+                insort(self.keys, key)
+        self.items[key] = value
+
+    def drop_before(self, key: K | float) -> None:
+        cut = bisect_left(self.keys, key)
+        for old in self.keys[:cut]:
+            del self.items[old]
+        del self.keys[:cut]
+
+    def between(self, after: float, until: float) -> list[V]:
+        """Values with after < key <= until, oldest first."""
+        return [self.items[k] for k in self.keys[bisect_right(self.keys, after) : bisect_right(self.keys, until)]]
+
+    def around(self, at: float) -> list[V]:
+        """The two values at or before `at` and the one after it."""
+        i = bisect_right(self.keys, at)
+        return [self.items[k] for k in self.keys[max(i - 2, 0) : i + 1]]
+
+
 class SeriesData:
     """One coin in one currency: raw quotes (at -> price) and each tier's buckets (start -> bucket)."""
 
-    raw: dict[float, float] = field(default_factory=dict)
-    tiers: dict[int, dict[int, Bucket]] = field(default_factory=lambda: {tier.seconds: {} for tier in TIERS})
+    def __init__(self) -> None:
+        self.raw: SortedMap[float, float] = SortedMap()
+        self.tiers: dict[int, SortedMap[int, Bucket]] = {tier.seconds: SortedMap() for tier in TIERS}
 
     def earliest(self) -> float | None:
         days = self.tiers[rollup.DAY]
-        return min((b.start + b.first for b in days.values()), default=None)
+        return float(days.items[days.keys[0]].start + days.items[days.keys[0]].first) if days else None
 
     def newest(self) -> float | None:
         days = self.tiers[rollup.DAY]
-        return max((b.close_at for b in days.values()), default=None)
+        return float(days.items[days.keys[-1]].close_at) if days else None
+
+    def size(self) -> int:
+        return len(self.raw) + sum(len(t) for t in self.tiers.values())
 
 
 class MemoryHistory:
@@ -51,7 +91,7 @@ class MemoryHistory:
 
     def __len__(self) -> int:
         """Raw quotes and buckets held, all tiers."""
-        return sum(len(s.raw) + sum(len(t) for t in s.tiers.values()) for s in self._series.values())
+        return sum(data.size() for data in self._series.values())
 
     # ----------------------------------------------------------------- the interface
 
@@ -69,16 +109,18 @@ class MemoryHistory:
         chart = rollup.plan(range, now, data.earliest() if data else None)
         if data is None or chart is None:
             return []
-        rows = {t.seconds: list(data.tiers[t.seconds].values()) for t in chart.tiers}
+        rows = {t.seconds: data.tiers[t.seconds].between(chart.after(t), now) for t in chart.tiers}
         return rollup.assemble(chart, rows)
 
     async def price_at(self, symbol: str, currency: str, at: float, tolerance: float) -> float | None:
         data = self._series.get((symbol, currency))
         if data is None:
             return None
-        points = [*data.raw.items()]
+        raw = data.raw
+        i = bisect_right(raw.keys, at)
+        points = [(k, raw.items[k]) for k in raw.keys[max(i - 1, 0) : i + 1]]
         for tier in TIERS:
-            points += [(b.close_at, b.close) for b in data.tiers[tier.seconds].values()]
+            points += [(b.close_at, b.close) for b in data.tiers[tier.seconds].around(at)]
         return rollup.nearest(points, at, tolerance)
 
     async def earliest(self, symbol: str, currency: str) -> float | None:
@@ -97,10 +139,12 @@ class MemoryHistory:
         for tick in ticks:
             if not tick.valid:
                 continue
-            data = self._series.setdefault((tick.symbol, tick.currency), SeriesData())
-            if tick.at in data.raw:
+            data = self._series.get((tick.symbol, tick.currency))
+            if data is None:
+                data = self._series[(tick.symbol, tick.currency)] = SeriesData()
+            if tick.at in data.raw.items:
                 continue  # a duplicate: the first one stands
-            data.raw[tick.at] = tick.price
+            data.raw.put(tick.at, tick.price)
             for tier in TIERS:
                 self._merge(data, tier, rollup.tick_bucket(tick.at, tick.price, tier.seconds))
         self._bound()
@@ -119,12 +163,11 @@ class MemoryHistory:
             if key[0] not in keep and (newest is None or newest <= now - rollup.FORGET_AFTER):
                 del self._series[key]
                 continue
-            data.raw = {at: p for at, p in data.raw.items() if at >= now - rollup.RAW_KEEP}
+            data.raw.drop_before(now - rollup.RAW_KEEP)
             for tier in TIERS:
                 cutoff = rollup.expired(tier, now)
                 if cutoff is not None:
-                    buckets = data.tiers[tier.seconds]
-                    data.tiers[tier.seconds] = {s: b for s, b in buckets.items() if s >= cutoff}
+                    data.tiers[tier.seconds].drop_before(cutoff)
 
     def series(self) -> list[tuple[Series, SeriesData]]:
         """Everything held, series by series (for writing it elsewhere, then `forget`)."""
@@ -136,22 +179,19 @@ class MemoryHistory:
     @staticmethod
     def _merge(data: SeriesData, tier: Tier, bucket: Bucket) -> None:
         buckets = data.tiers[tier.seconds]
-        old = buckets.get(bucket.start)
-        buckets[bucket.start] = bucket if old is None else rollup.merge(old, bucket)
+        old = buckets.items.get(bucket.start)
+        buckets.put(bucket.start, bucket if old is None else rollup.merge(old, bucket))
 
     def _bound(self) -> None:
         """Drop the oldest raw quotes and 5-minute and hourly buckets beyond `limit` (each), 10 % at a time."""
         if self._limit is None:
             return
         series = list(self._series.values())
-        if sum(len(s.raw) for s in series) > self._limit:
-            times = sorted(at for s in series for at in s.raw)
-            cutoff = times[len(times) - self._limit * 9 // 10]
-            for s in series:
-                s.raw = {at: p for at, p in s.raw.items() if at >= cutoff}
-        for tier in TIERS[:-1]:
-            if sum(len(s.tiers[tier.seconds]) for s in series) > self._limit:
-                starts = sorted(start for s in series for start in s.tiers[tier.seconds])
-                cut = starts[len(starts) - self._limit * 9 // 10]
-                for s in series:
-                    s.tiers[tier.seconds] = {k: b for k, b in s.tiers[tier.seconds].items() if k >= cut}
+        maps: list[list[SortedMap[float, float]] | list[SortedMap[int, Bucket]]] = [[s.raw for s in series]]
+        maps += [[s.tiers[tier.seconds] for s in series] for tier in TIERS[:-1]]
+        for tier_maps in maps:
+            if sum(len(m) for m in tier_maps) > self._limit:
+                times = sorted(k for m in tier_maps for k in m.keys)
+                cutoff = times[len(times) - self._limit * 9 // 10]
+                for m in tier_maps:
+                    m.drop_before(cutoff)

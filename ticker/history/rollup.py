@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ticker.history.base import MAX_POINTS, RANGES
+from ticker.history.base import LATEST, MAX_POINTS, RANGES
 from ticker.models import Candle
 
 DAY = 86_400
@@ -114,8 +114,8 @@ def candle_problem(candle: Candle) -> str | None:
     """Why a backfilled candle cannot be stored (None: it can): it must nest in our buckets and be sane."""
     if not (isinstance(candle.seconds, int) and 0 < candle.seconds <= DAY and DAY % candle.seconds == 0):
         return f"length {candle.seconds!r} s does not divide a day"
-    if not isinstance(candle.start, int) or candle.start <= 0 or candle.start % candle.seconds:
-        return f"start {candle.start!r} is not a positive multiple of its length"
+    if not isinstance(candle.start, int) or not 0 < candle.start < LATEST or candle.start % candle.seconds:
+        return f"start {candle.start!r} is not a multiple of its length between 1970 and 2100"
     prices = (candle.open, candle.high, candle.low, candle.close)
     if not all(math.isfinite(p) and p > 0 for p in prices):
         return "a price is not a finite positive number"
@@ -161,6 +161,10 @@ class Plan:
     seconds: int
     tiers: tuple[Tier, ...]
 
+    def after(self, tier: Tier) -> float:
+        """The tier's buckets this chart may need start after this (and at `until` at the latest)."""
+        return self.since - max(self.seconds, tier.seconds)
+
 
 def bucket_seconds(span: float) -> int:
     """The chart bucket length for a span: the first NICE length giving at most MAX_POINTS - 4 buckets."""
@@ -196,7 +200,9 @@ def assemble(chart: Plan, rows: Mapping[int, Sequence[Bucket]]) -> list[Candle]:
         usable = [
             b
             for b in rows.get(tier.seconds, ())
-            if b.start <= chart.until and b.start + tier.seconds > chart.since and b.start + tier.seconds <= boundary
+            if b.start <= chart.until
+            and start_of(b.start, length) + length > chart.since  # whole chart buckets: the first one too
+            and b.start + tier.seconds <= boundary
         ]
         grouped = regroup(usable, length)
         if grouped:

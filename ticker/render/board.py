@@ -30,6 +30,9 @@ class Row:
     stale: bool
     history: tuple[float, ...] = ()  # hourly prices, oldest first, for the sparkline
     static: bool = False  # a configured price (never fetched, never stale)
+    change_1h_pct: float | None = None
+    change_7d_pct: float | None = None
+    change_30d_pct: float | None = None
 
     @property
     def available(self) -> bool:
@@ -41,6 +44,9 @@ class Row:
             "name": self.name,
             "price": self.price,
             "change_24h_pct": self.change_24h_pct,
+            "change_1h_pct": self.change_1h_pct,
+            "change_7d_pct": self.change_7d_pct,
+            "change_30d_pct": self.change_30d_pct,
             "updated_at": iso(self.updated_at),
             "source": self.source,
             "stale": self.stale,
@@ -142,4 +148,7 @@ def _row(
         quote.updated_at,
         quote.source,
         age > stale_after,
+        change_1h_pct=quote.change_1h_pct,
+        change_7d_pct=quote.change_7d_pct,
+        change_30d_pct=quote.change_30d_pct,
     )

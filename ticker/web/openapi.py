@@ -162,12 +162,25 @@ def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": ref}}}
 
 
+_CHANGE = (
+    "Change over {span}, in percent: the provider's own figure, else ours from the point of the price history "
+    "nearest to {span} ago (within 10 % of the span); null until the history reaches back that far."
+)
+
+
 def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
     coin_properties: dict[str, Any] = {
         "symbol": {"type": "string", "enum": symbols},
         "name": {"type": "string"},
         "price": NULLABLE_NUMBER | {"description": "Null when never fetched or older than max_stale_seconds."},
-        "change_24h_pct": NULLABLE_NUMBER | {"description": "Rolling 24 hours, in percent; null when unknown."},
+        "change_24h_pct": NULLABLE_NUMBER
+        | {
+            "description": "Rolling 24 hours, in percent: the provider's own, else ours from the price history "
+            "once it spans 24 h (Kraken); null when unknown, never 0 for unknown."
+        },
+        "change_1h_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="1 hour")},
+        "change_7d_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="7 days")},
+        "change_30d_pct": NULLABLE_NUMBER | {"description": _CHANGE.format(span="30 days")},
         "updated_at": NULLABLE_TIME | {"description": "The provider's own time, else when it was fetched (UTC)."},
         "source": {"type": ["string", "null"], "description": "The provider, or `static` / `demo`."},
         "stale": {"type": "boolean"},

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ticker.config import Settings
 from ticker.exceptions import QueryError
+from ticker.history.base import HistoryStore
 from ticker.icons import IconCache
 from ticker.lease import LeaseRole
 from ticker.models import Coin, canonical_symbol, iso, utcnow
@@ -49,6 +50,7 @@ class Views:
     ) -> None:
         self._settings = settings
         self._store = store
+        self.history: HistoryStore | None = None  # set by the lifespan once the store is open
         self._renderer = renderer
         self._icons = icons
         self._api_headers = API_HEADERS | CorsPolicy(settings.server.cors_origins).static_headers
