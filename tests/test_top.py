@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import CG, NOW, FakeClock, fixture_json, settings_from
 from ticker.exceptions import ConfigError, ProviderError
+from ticker.history.memory import MemoryHistory
 from ticker.models import Candidate, Coin, Quote, Snapshot
 from ticker.poller import Poller
 from ticker.providers import PROVIDERS
@@ -279,7 +280,8 @@ def top_snapshot(*symbols_ids: tuple[str, str], generated_at=NOW) -> Snapshot:
 
 async def test_json_and_widget_follow_the_snapshot_list(tmp_path, make_client):
     settings = settings_from(tmp_path, '[market]\ncoins = ["top:2", "XMR"]\n')
-    client = await make_client(settings, top_snapshot(("BTC", "bitcoin"), ("HYPE", "hyperliquid")))
+    snapshot = top_snapshot(("BTC", "bitcoin"), ("HYPE", "hyperliquid"))
+    client = await make_client(settings, snapshot, history=MemoryHistory())
     body = (await client.get("/api/v1/prices")).json()
     assert [c["symbol"] for c in body["coins"]] == ["BTC", "HYPE", "XMR"]
     assert (await client.get("/api/v1/prices/hype")).status_code == 200
@@ -292,6 +294,12 @@ async def test_json_and_widget_follow_the_snapshot_list(tmp_path, make_client):
     assert (await client.get("/api/v1/prices/HYPE")).status_code == 404
     widget = (await client.get("/widget")).text
     assert "SOL" in widget and "HYPE" not in widget
+    # The history JSON and the chart follow the same list.
+    assert (await client.get("/api/v1/history/SOL")).status_code == 200
+    assert (await client.get("/api/v1/history/HYPE")).status_code == 404
+    assert (await client.get("/widget/chart?coin=SOL")).status_code == 200
+    chart = await client.get("/widget/chart?coin=HYPE")
+    assert chart.status_code == 400 and "HYPE" in chart.text
 
 
 async def test_openapi_has_no_coin_enum_when_the_list_can_change(tmp_path, make_client):

@@ -25,6 +25,7 @@ from ticker.config import Settings, load_settings
 from ticker.exceptions import HistoryError
 from ticker.history import open_history
 from ticker.history.base import HistoryStore
+from ticker.history.demo import DemoHistory
 from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
@@ -35,11 +36,14 @@ from ticker.providers import TOKEN_PROVIDERS, Provider, build_provider
 from ticker.providers.demo import DemoSource
 from ticker.providers.icon_hosts import IconHosts
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
+from ticker.render.chart_page import ChartRenderer
 from ticker.render.widget import WidgetRenderer
 from ticker.side_work import SideWork
 from ticker.store import SnapshotStore
 from ticker.top import RankingSource, TopRanking
 from ticker.web.app import build_app
+from ticker.web.history_reads import HistoryReads
+from ticker.web.history_views import HistoryViews
 from ticker.web.views import Views
 
 logger = logging.getLogger(__name__)
@@ -58,9 +62,13 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    history: HistoryStore | None = None,
 ) -> Starlette:
     """The app with its lifespan. `clock` (wall, for timestamps), `monotonic` (holds, budgets, schedules)
-    and `sleep` (the poller's) are injectable so tests can drive rounds by hand."""
+    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to use
+    instead of the configured one (a test's; the app leaves it open); else the lifespan opens the configured
+    one. With `demo`, nothing is recorded, and charts show DemoHistory's simulated past unless `history` is
+    given."""
     shared = settings.cache.shared and not demo and store is None
     if store is None:
         # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
@@ -81,6 +89,27 @@ def create_app(
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
     views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
+    snapshots = store  # the store, as the closures below see it (never None from here on)
+
+    def snapshot_time() -> float:
+        """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""
+        current = snapshots.current
+        return (current.generated_at if current is not None else clock()).timestamp()
+
+    def current_price(symbol: str, currency: str) -> float | None:
+        current = snapshots.current
+        quote = current.quote(symbol, currency) if current is not None else None
+        return quote.price if quote is not None else None
+
+    injected = history
+    demo_history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
+    reads = HistoryReads(  # what charts read: opened by the lifespan unless injected or simulated
+        lambda: snapshots.version,
+        snapshot_time,
+        enabled=injected is not None or demo or settings.cache.shared or settings.history.path is not None,
+        store=injected if injected is not None else demo_history if demo else None,
+    )
+    history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo, coins=views.coins)
     interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
@@ -101,7 +130,12 @@ def create_app(
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
             # Demo prices never reach the real history store either (the demo's history is simulated).
-            history = None if demo else await _open_history(settings, sharing)
+            if demo:
+                history = None
+            elif injected is not None:
+                history = injected
+            else:
+                history = reads.store = await _open_history(settings, sharing)
             views.history = history
             ranking = None if demo else _top_ranking(settings, providers, monotonic)
             recorder = (
@@ -189,7 +223,8 @@ def create_app(
                 finally:
                     closing.set()
                     tasks.cancel_scope.cancel()
-            if history is not None:
+            if history is not None and injected is None:
+                reads.store = None
                 with anyio.move_on_after(1, shield=True):
                     await history.close()
             if sharing is not None:
@@ -197,7 +232,7 @@ def create_app(
                     await lease.release()
                     await sharing.close()
 
-    return build_app(settings, store, views, lifespan=lifespan, closing=closing, clock=clock)
+    return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
 
 
 async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:

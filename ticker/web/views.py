@@ -163,7 +163,10 @@ class Views:
             locale = error_locale(query, self._settings)
         except QueryError:
             pass
-        message = err.translated(language(locale)) if isinstance(err, QueryError) else str(err)
+        lang = language(locale)
+        message = (
+            err.translated(lang) if isinstance(err, QueryError) else lang.gettext(str(err))
+        )  # a catalog's, or as is
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
