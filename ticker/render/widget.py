@@ -14,8 +14,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from babel.dates import format_skeleton, format_time
+from babel.units import format_unit
 from markupsafe import Markup
 
 from ticker.config import LAYOUTS, Settings
@@ -34,13 +35,16 @@ from ticker.render.formatting import (
     change_direction,
     currency_name,
     format_change,
+    format_compact_money,
     format_price,
+    format_rank,
     spoken_amount,
     spoken_change,
+    spoken_compact,
 )
 from ticker.render.i18n import Language, available, catalog_for, language
 from ticker.render.sparkline import sparkline_svg
-from ticker.web.query import WidgetOptions
+from ticker.web.query import COLUMNS, WidgetOptions
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ DISPLAY_LIMIT = 1e15
 _REPORTED: set[tuple[str, str]] = set()  # (symbol, currency) rows already logged as not displayable
 ARROWS: dict[Direction, str] = {"up": "▲", "down": "▼", "flat": "", "unknown": ""}
 
+TABLE_SPARK_POINTS = 24  # a table row's sparkline: 7 days at 7-hour steps keeps 11 rows light
 HOURS_OF_CHANGE = 24  # the change shown is over this many hours
 
 
@@ -99,6 +104,43 @@ class Reason:
         return lang.gettext(REASONS[self.kind][index])
 
 
+# The table's change columns: the Row field and the period it covers (a CLDR duration unit and its count).
+CHANGE_COLUMNS: dict[str, tuple[str, str, int]] = {
+    "change_1h": ("change_1h_pct", "duration-hour", 1),
+    "change_24h": ("change_24h_pct", "duration-hour", 24),
+    "change_7d": ("change_7d_pct", "duration-day", 7),
+    "change_30d": ("change_30d_pct", "duration-day", 30),
+}
+# Which columns a narrow table hides first (CSS classes tk-h1 below 480 px, tk-h2 below 400, tk-h3 below 340);
+# the coin, its prices and the 24 h change always stay.
+HIDE_PRIORITY = {"sparkline": 1, "change_30d": 1, "change_1h": 1, "volume_24h": 2, "change_7d": 2}
+HIDE_PRIORITY |= {"market_cap": 3, "rank": 3}
+assert set(HIDE_PRIORITY) | {"price", "change_24h"} == set(COLUMNS)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure as shown: `text` on screen; `spoken` (when set) replaces it for screen readers."""
+
+    text: str
+    spoken: str | None = None
+    direction: Direction | None = None  # a change's (arrow and colour), else None
+    title: str | None = None  # every digit of an abbreviated price
+    spark: Markup | None = None
+    note: str | None = None  # "as of 14:05 UTC" under a stale price
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header (`text` on screen, `spoken` for screen readers when set), the CSS class
+    that hides it on narrow widths, and whether its cells are figures (right-aligned, in logical terms)."""
+
+    name: str
+    text: str
+    spoken: str | None = None
+    hide: int = 0
+
+
 @dataclass(frozen=True)
 class RowView:
     symbol: str
@@ -112,6 +154,8 @@ class RowView:
     as_of: str | None
     spoken: str
     spark: Markup | None
+    more: tuple[Cell, ...] = ()  # the price in each further currency (list layout)
+    cells: tuple[Cell, ...] = ()  # the table layout's cells after the coin, as its columns say
 
 
 @dataclass(frozen=True)
@@ -137,7 +181,9 @@ class WidgetRenderer:
 
     CSS = _static("theme.css") + _static("widget.css")  # the themes (shared with the chart), then the widget's
     JS = _static("widget.js")
+    TABLE_CSS = CSS + _static("table.css")  # only the table layout carries its rules
     STYLE_HASH = csp_hash(CSS)
+    TABLE_STYLE_HASH = csp_hash(TABLE_CSS)
     SCRIPT_HASH = csp_hash(JS)
 
     def __init__(self, settings: Settings) -> None:
@@ -187,16 +233,22 @@ class WidgetRenderer:
         """The widget's title: the default one translated, an operator's own as written."""
         return lang.gettext(DEFAULT_TITLE) if self._title == DEFAULT_TITLE else self._title
 
-    def document(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
-        context = self._context(board, options, now, page)
+    def document(
+        self, board: Board, options: WidgetOptions, *, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> str:
+        """The widget page; `others`: the same coins in further currencies (list and table layouts)."""
+        context = self._context(board, options, now, page, others)
         env = self._environment(options.locale)
-        return env.get_template("widget.html").render(context, css=Markup(self.CSS), js=Markup(self.JS))
+        css = self.TABLE_CSS if options.layout == "table" else self.CSS
+        return env.get_template("widget.html").render(context, css=Markup(css), js=Markup(self.JS))
 
-    def fragment(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
+    def fragment(
+        self, board: Board, options: WidgetOptions, *, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> str:
         return (
             self._environment(options.locale)
             .get_template("_board.html")
-            .render(self._context(board, options, now, page))
+            .render(self._context(board, options, now, page, others))
         )
 
     def error(self, message: str, locale: str | None = None) -> str:
@@ -247,7 +299,9 @@ class WidgetRenderer:
             )
         )
 
-    def _context(self, board: Board, options: WidgetOptions, now: datetime, page: Page) -> dict[str, object]:
+    def _context(
+        self, board: Board, options: WidgetOptions, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> dict[str, object]:
         live = [row for row in board.rows if not row.static]
         # Past max_stale too: prices were seen then, and the footer says when.
         newest = max((row.updated_at for row in live if row.updated_at), default=None)
@@ -260,7 +314,13 @@ class WidgetRenderer:
             "dir": lang.dir,
             "options": options,
             "refresh_seconds": self._refresh,
-            "rows": [present(row, board.currency, options, now, reasons[row.symbol]) for row in board.rows],
+            "rows": [
+                present(
+                    row, board.currency, options, now, reasons[row.symbol], [(o.currency, o.rows[i]) for o in others]
+                )
+                for i, row in enumerate(board.rows)
+            ],
+            "columns": table_columns(options, lang, [board.currency, *(o.currency for o in others)]),
             "updated": clock_time(newest, now, lang) if newest else None,
             "notes": notes,
             "source_links": source_links(board.sources, lang),
@@ -298,11 +358,19 @@ def explain(row: Row, board: Board, unserved: frozenset[str], now: datetime) -> 
     return None
 
 
-def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None = None) -> RowView:
-    """A row as shown; one that cannot be shown (an absurd price, a formatting failure) shows as unavailable."""
+def present(
+    row: Row,
+    currency: str,
+    options: WidgetOptions,
+    now: datetime,
+    reason: Reason | None = None,
+    others: Sequence[tuple[str, Row]] = (),
+) -> RowView:
+    """A row as shown, with its price in each further (currency, row); one that cannot be shown (an absurd price,
+    a formatting failure) shows as unavailable."""
     try:
         if row.price is None or (math.isfinite(row.price) and 0 < row.price < DISPLAY_LIMIT):
-            return _present(row, currency, options, now, reason)
+            return _with_more(_present(row, currency, options, now, reason), row, currency, options, others)
         if (row.symbol, currency) not in _REPORTED:  # once: every variant and snapshot renders it again
             _REPORTED.add((row.symbol, currency))
             logger.warning("not showing %s's price %r %s: no displayable price", row.symbol, row.price, currency)
@@ -310,7 +378,131 @@ def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reas
         if (row.symbol, currency) not in _REPORTED:
             _REPORTED.add((row.symbol, currency))
             logger.exception("cannot show %s in %s for %s; shown as unavailable", row.symbol, currency, options.locale)
-    return _present(Row(row.symbol, row.name, None, None, None, None, row.stale), currency, options, now, reason)
+    unavailable = Row(row.symbol, row.name, None, None, None, None, row.stale)
+    return _with_more(_present(unavailable, currency, options, now, reason), unavailable, currency, options, others)
+
+
+def _with_more(
+    view: RowView, row: Row, currency: str, options: WidgetOptions, others: Sequence[tuple[str, Row]]
+) -> RowView:
+    """The view with the further currencies' prices (spoken after the first) and, for a table, its cells."""
+    if not others and options.layout != "table":
+        return view
+    lang = language(options.locale)
+    more = tuple(price_cell(other, code, lang) for code, other in others)
+    spoken_text = view.spoken
+    for cell in more:
+        spoken_text = lang.gettext("%(sentence)s, %(clause)s") % {"sentence": spoken_text, "clause": cell.spoken}
+    cells = table_cells(view, row, currency, more, options, lang) if options.layout == "table" else ()
+    return replace(view, more=more, spoken=spoken_text, cells=cells)
+
+
+def price_cell(row: Row, currency: str, lang: Language) -> Cell:
+    """A price in one currency, with what a screen reader says ("84,123.55 euros", "euros unavailable")."""
+    price = row.price
+    if price is None or not math.isfinite(price) or not 0 < price < DISPLAY_LIMIT:
+        name = currency_name(currency, lang.numbers)
+        return Cell(UNKNOWN, lang.gettext("%(currency)s unavailable") % {"currency": name})
+    text = format_price(price, currency, lang.numbers, subscript=True)
+    full = format_price(price, currency, lang.numbers)
+    amount = {
+        "amount": spoken_amount(price, currency, lang.numbers),
+        "currency": currency_name(currency, lang.numbers, price),
+    }
+    return Cell(text, lang.gettext("%(amount)s %(currency)s") % amount, title=full if full != text else None)
+
+
+def price_column_cell(row: Row, currency: str, lang: Language) -> Cell:
+    """A table's price: as the list shows it, read aloud as written unless abbreviated (0.0₅712) or absent."""
+    return _as_written(price_cell(row, currency, lang) if row.available else Cell(UNKNOWN, lang.gettext("unavailable")))
+
+
+def _as_written(cell: Cell) -> Cell:
+    """A price cell a screen reader reads as shown ("$90,917.04"), unless abbreviated or absent."""
+    return cell if cell.title or cell.text == UNKNOWN else replace(cell, spoken=None)
+
+
+def change_cell(value: float | None, lang: Language) -> Cell:
+    """A change as the table shows it: arrow and size ("▲ 1.64%"), read as "up 1.64 percent"."""
+    direction = change_direction(value)
+    text = format_change(value, lang.numbers)
+    if direction == "unknown" or value is None:
+        return Cell(UNKNOWN, lang.gettext("unknown"), "unknown")
+    if direction == "flat":
+        return Cell(text, lang.gettext("unchanged"), "flat")
+    spoken_size = {"change": spoken_change(value, lang.numbers)}
+    if direction == "up":
+        said = lang.gettext("up %(change)s percent") % spoken_size
+    else:
+        said = lang.gettext("down %(change)s percent") % spoken_size
+    return Cell(f"{ARROWS[direction]} {text}", said, direction)
+
+
+def money_cell(value: float | None, currency: str, lang: Language) -> Cell:
+    """A market cap or volume: "$1.8T" on screen, "1.8 trillion US dollars" for a screen reader."""
+    text = format_compact_money(value, currency, lang.numbers)
+    if value is None or text == UNKNOWN:
+        return Cell(UNKNOWN, lang.gettext("unknown"))
+    amount = {"amount": spoken_compact(value, lang.numbers), "currency": currency_name(currency, lang.numbers)}
+    return Cell(text, lang.gettext("%(amount)s %(currency)s") % amount)
+
+
+def table_cells(
+    view: RowView, row: Row, currency: str, more: tuple[Cell, ...], options: WidgetOptions, lang: Language
+) -> tuple[Cell, ...]:
+    """The row's cells in table_columns' order (a leading rank goes before the coin's name, the rest after)."""
+    cells: list[Cell] = []
+    for name in options.columns:
+        if name == "price":
+            first = price_column_cell(row, currency, lang)
+            cells += [replace(first, note=view.as_of if row.available else None), *map(_as_written, more)]
+        elif name in CHANGE_COLUMNS:
+            value = getattr(row, CHANGE_COLUMNS[name][0]) if row.available else None
+            cells.append(change_cell(value, lang))
+        elif name in ("market_cap", "volume_24h"):
+            cells.append(money_cell(getattr(row, name) if row.available else None, currency, lang))
+        elif name == "rank":
+            rank = format_rank(row.rank, lang.numbers)
+            cells.append(Cell(rank, lang.gettext("unknown") if rank == UNKNOWN else None))
+        else:  # sparkline: the line, read as the change it draws
+            spark = sparkline_svg(row.history, max_points=TABLE_SPARK_POINTS) if row.history else None
+            points = [p for p in row.history if math.isfinite(p) and p > 0]
+            drawn = (points[-1] / points[0] - 1) * 100 if spark and len(points) >= 2 else None
+            cell = change_cell(drawn, lang)
+            cells.append(Cell("" if spark else UNKNOWN, cell.spoken, spark=Markup(spark) if spark else None))
+    return tuple(cells)
+
+
+def table_columns(options: WidgetOptions, lang: Language, currencies: Sequence[str]) -> list[Column]:
+    """The table's header row but the coin's, in `columns` order (a leading rank goes before the coin): names
+    on screen and for screen readers, the hiding class; the price column once per currency."""
+    if options.layout != "table":
+        return []
+    _ = lang.gettext
+    locale = lang.numbers
+    columns: list[Column] = []
+    for name in options.columns:
+        hide = HIDE_PRIORITY.get(name, 0)
+        if name == "price" and len(currencies) > 1:
+            for code in currencies:
+                spoken_name = _("Price in %(currency)s") % {"currency": currency_name(code, locale)}
+                columns.append(Column("price", code.upper(), spoken_name))
+        elif name == "price":
+            columns.append(Column("price", _("Price")))
+        elif name in CHANGE_COLUMNS:
+            _field, unit, count = CHANGE_COLUMNS[name]
+            short = format_unit(count, unit, length="narrow", locale=locale)
+            period = format_unit(count, unit, length="long", locale=locale)
+            columns.append(Column(name, short, _("Change over %(period)s") % {"period": period}, hide))
+        elif name == "market_cap":
+            columns.append(Column(name, _("Market cap"), None, hide))
+        elif name == "volume_24h":
+            columns.append(Column(name, _("24h volume"), None, hide))
+        elif name == "rank":
+            columns.append(Column(name, "#", _("Rank"), hide))
+        else:
+            columns.append(Column(name, _("Last 7 days"), None, hide))
+    return columns
 
 
 def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None) -> RowView:
