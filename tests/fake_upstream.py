@@ -34,6 +34,9 @@ class Side:
     def __init__(self) -> None:
         self.prices: dict[str, dict[str, tuple[float, float | None]]] = {}  # id -> currency -> (price, change)
         self.updated_at: int | None = None  # unix seconds; None: now at each request
+        # id -> market figures as CoinGecko names them: "usd_market_cap", "usd_24h_vol" (in /simple/price),
+        # "market_cap_rank", "price_change_percentage_7d_in_currency" (in /coins/markets)
+        self.market: dict[str, dict[str, float]] = {}
         self.fault: Reply | None = None
         self.requests = 0
         self.log: list[tuple[float, str, int]] = []  # (monotonic time, path, status) of every request
@@ -164,13 +167,19 @@ class FakeUpstream(LocalServer):
                 if currency in currencies:
                     entry[currency] = price
                     entry[f"{currency}_24h_change"] = change
+            figures = side.market.get(coin_id, {}).items()
+            entry |= {key: value for key, value in figures if key.split("_")[0] in currencies}
             body[coin_id] = entry
         return 200, json.dumps(body).encode(), JSON
 
     def _cg_markets(self, path: str, query: dict[str, list[str]]) -> Reply:
         ids = query.get("ids", [""])[0].split(",")
         origin = self.icon_origin or self.origin
-        rows = [{"id": i, "symbol": i[:3], "name": i.title(), "image": f"{origin}/img/{i}.png"} for i in ids]
+        rows = [
+            {"id": i, "symbol": i[:3], "name": i.title(), "image": f"{origin}/img/{i}.png"}
+            | {key: value for key, value in self.coingecko.market.get(i, {}).items() if key.startswith(("mark", "pri"))}
+            for i in ids
+        ]
         return 200, json.dumps([r for r in rows if r["id"] in self.coingecko.prices]).encode(), JSON
 
     def _paprika_tickers(self, path: str, query: dict[str, list[str]]) -> Reply:
