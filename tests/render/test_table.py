@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.conftest import FULL_CONFIG, NOW, full_snapshot, quote, settings_from, snapshot_of
+from ticker.config import load_settings
+from ticker.config.settings import VISITOR_LOCALES
 from ticker.models import ProviderStatus, Snapshot
+from ticker.render.board import Board, Row
+from ticker.render.widget import Page, WidgetRenderer
+from ticker.web.query import WidgetOptions
 
 ALL = "rank,price,change_1h,change_24h,change_7d,change_30d,market_cap,volume_24h,sparkline"
 
@@ -200,3 +209,34 @@ async def test_eleven_coins_in_five_columns_weigh_under_16_kb(make_client, tmp_p
     response = await (await make_client(settings, snap)).get(f"/widget?layout=table&columns={columns}")
     assert response.status_code == 200 and len(table_rows(response.text)) == 11
     assert len(response.content) < limit * 1024, len(response.content)
+
+
+any_number = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e26, 1e308, 5e-324, -0.0, 0.0, 1e5])
+RENDERER = WidgetRenderer(load_settings(None))
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(
+    price=any_number | st.none(),
+    figures=st.lists(any_number | st.none(), min_size=6, max_size=6),
+    rank=st.integers(-3, 10_000) | st.none(),
+    currencies=st.lists(st.sampled_from(["usd", "eur", "jpy", "kwd", "btc", "sats"]), min_size=1, max_size=3),
+    locale=st.sampled_from(sorted(VISITOR_LOCALES)),
+)
+def test_no_figure_can_take_the_table_down(price, figures, rank, currencies, locale):
+    """Any numbers in any column and currency: every row has one cell per column, nothing reads nan, inf or
+    -0.0, and a figure that is no market figure (negative, not finite) shows the unknown mark."""
+    change_1h, change_7d, change_30d, cap, volume, change = figures
+    bad = Row("NEO", "Neo", price, change, NOW, "coingecko", False, (), False, change_1h, change_7d, change_30d,
+              cap, volume, rank)  # fmt: skip
+    good = Row("BTC", "Bitcoin", 90917.04, 1.64, NOW, "coingecko", False)
+    boards = [Board(currency, NOW, (bad, good)) for currency in currencies]
+    options = WidgetOptions("auto", "table", locale, False, False, tuple(ALL.split(",")))
+    html = RENDERER.document(boards[0], options, now=NOW, page=Page(), others=boards[1:])
+    rows = table_rows(html)
+    width = len(ALL.split(",")) + len(currencies)  # the coin's header cell, then one cell per column and currency
+    assert [len(cells(row)) for row in rows.values()] == [width, width]
+    shown_cells = [shown(c) for c in cells(rows["NEO"])]
+    assert not any(re.search(r"nan|inf|-0[.,]0", text, re.I) for text in shown_cells)
+    if cap is None or not math.isfinite(cap) or cap < 0:
+        assert shown_cells[7 + len(currencies) - 1] == "—"
