@@ -23,11 +23,12 @@ from urllib.parse import urlencode
 
 import jinja2
 from babel.dates import format_skeleton, format_time
-from babel.units import format_unit
 from markupsafe import Markup
 
 from ticker.config import LAYOUTS, Settings
 from ticker.render.board import DATE_SHOWN_AFTER, Board, Row
+from ticker.render.cells import ARROWS as ARROWS  # re-exported: the chart page draws the same arrows
+from ticker.render.cells import DISPLAY_LIMIT, Cell, price_cell, table_cells, table_columns
 from ticker.render.formatting import (
     SUBSCRIPT_BELOW,
     UNKNOWN,
@@ -35,27 +36,19 @@ from ticker.render.formatting import (
     change_direction,
     currency_name,
     format_change,
-    format_compact_money,
     format_price,
-    format_rank,
     spoken_amount,
     spoken_change,
-    spoken_compact,
 )
 from ticker.render.i18n import Language, available, catalog_for, language
 from ticker.render.sparkline import sparkline_svg
-from ticker.web.query import COLUMNS, WidgetOptions
+from ticker.web.query import WidgetOptions
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-# A price above this in any currency is no price of a coin (1e7 USD in the weakest currency, or in sats,
-# stays below 1e14): the row shows as unavailable rather than an absurd number, whatever reached the snapshot.
-DISPLAY_LIMIT = 1e15
 _REPORTED: set[tuple[str, str]] = set()  # (symbol, currency) rows already logged as not displayable
-ARROWS: dict[Direction, str] = {"up": "▲", "down": "▼", "flat": "", "unknown": ""}
 
-TABLE_SPARK_POINTS = 24  # a table row's sparkline: 7 days at 7-hour steps keeps 11 rows light
 HOURS_OF_CHANGE = 24  # the change shown is over this many hours
 
 
@@ -104,43 +97,6 @@ class Reason:
         return lang.gettext(REASONS[self.kind][index])
 
 
-# The table's change columns: the Row field and the period it covers (a CLDR duration unit and its count).
-CHANGE_COLUMNS: dict[str, tuple[str, str, int]] = {
-    "change_1h": ("change_1h_pct", "duration-hour", 1),
-    "change_24h": ("change_24h_pct", "duration-hour", 24),
-    "change_7d": ("change_7d_pct", "duration-day", 7),
-    "change_30d": ("change_30d_pct", "duration-day", 30),
-}
-# Which columns a narrow table hides first (CSS classes tk-h1 below 480 px, tk-h2 below 400, tk-h3 below 340);
-# the coin, its prices and the 24 h change always stay.
-HIDE_PRIORITY = {"sparkline": 1, "change_30d": 1, "change_1h": 1, "volume_24h": 2, "change_7d": 2}
-HIDE_PRIORITY |= {"market_cap": 3, "rank": 3}
-assert set(HIDE_PRIORITY) | {"price", "change_24h"} == set(COLUMNS)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One figure as shown: `text` on screen; `spoken` (when set) replaces it for screen readers."""
-
-    text: str
-    spoken: str | None = None
-    direction: Direction | None = None  # a change's (arrow and colour), else None
-    title: str | None = None  # every digit of an abbreviated price
-    spark: Markup | None = None
-    note: str | None = None  # "as of 14:05 UTC" under a stale price
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table column: its header (`text` on screen, `spoken` for screen readers when set), the CSS class
-    that hides it on narrow widths, and whether its cells are figures (right-aligned, in logical terms)."""
-
-    name: str
-    text: str
-    spoken: str | None = None
-    hide: int = 0
-
-
 @dataclass(frozen=True)
 class RowView:
     symbol: str
@@ -155,7 +111,7 @@ class RowView:
     spoken: str
     spark: Markup | None
     more: tuple[Cell, ...] = ()  # the price in each further currency (list layout)
-    cells: tuple[Cell, ...] = ()  # the table layout's cells after the coin, as its columns say
+    cells: tuple[Cell, ...] = ()  # the table layout's, in table_columns' order
 
 
 @dataclass(frozen=True)
@@ -393,116 +349,8 @@ def _with_more(
     spoken_text = view.spoken
     for cell in more:
         spoken_text = lang.gettext("%(sentence)s, %(clause)s") % {"sentence": spoken_text, "clause": cell.spoken}
-    cells = table_cells(view, row, currency, more, options, lang) if options.layout == "table" else ()
+    cells = table_cells(row, currency, view.as_of, more, options, lang) if options.layout == "table" else ()
     return replace(view, more=more, spoken=spoken_text, cells=cells)
-
-
-def price_cell(row: Row, currency: str, lang: Language) -> Cell:
-    """A price in one currency, with what a screen reader says ("84,123.55 euros", "euros unavailable")."""
-    price = row.price
-    if price is None or not math.isfinite(price) or not 0 < price < DISPLAY_LIMIT:
-        name = currency_name(currency, lang.numbers)
-        return Cell(UNKNOWN, lang.gettext("%(currency)s unavailable") % {"currency": name})
-    text = format_price(price, currency, lang.numbers, subscript=True)
-    full = format_price(price, currency, lang.numbers)
-    amount = {
-        "amount": spoken_amount(price, currency, lang.numbers),
-        "currency": currency_name(currency, lang.numbers, price),
-    }
-    return Cell(text, lang.gettext("%(amount)s %(currency)s") % amount, title=full if full != text else None)
-
-
-def price_column_cell(row: Row, currency: str, lang: Language) -> Cell:
-    """A table's price: as the list shows it, read aloud as written unless abbreviated (0.0₅712) or absent."""
-    return _as_written(price_cell(row, currency, lang) if row.available else Cell(UNKNOWN, lang.gettext("unavailable")))
-
-
-def _as_written(cell: Cell) -> Cell:
-    """A price cell a screen reader reads as shown ("$90,917.04"), unless abbreviated or absent."""
-    return cell if cell.title or cell.text == UNKNOWN else replace(cell, spoken=None)
-
-
-def change_cell(value: float | None, lang: Language) -> Cell:
-    """A change as the table shows it: arrow and size ("▲ 1.64%"), read as "up 1.64 percent"."""
-    direction = change_direction(value)
-    text = format_change(value, lang.numbers)
-    if direction == "unknown" or value is None:
-        return Cell(UNKNOWN, lang.gettext("unknown"), "unknown")
-    if direction == "flat":
-        return Cell(text, lang.gettext("unchanged"), "flat")
-    spoken_size = {"change": spoken_change(value, lang.numbers)}
-    if direction == "up":
-        said = lang.gettext("up %(change)s percent") % spoken_size
-    else:
-        said = lang.gettext("down %(change)s percent") % spoken_size
-    return Cell(f"{ARROWS[direction]} {text}", said, direction)
-
-
-def money_cell(value: float | None, currency: str, lang: Language) -> Cell:
-    """A market cap or volume: "$1.8T" on screen, "1.8 trillion US dollars" for a screen reader."""
-    text = format_compact_money(value, currency, lang.numbers)
-    if value is None or text == UNKNOWN:
-        return Cell(UNKNOWN, lang.gettext("unknown"))
-    amount = {"amount": spoken_compact(value, lang.numbers), "currency": currency_name(currency, lang.numbers)}
-    return Cell(text, lang.gettext("%(amount)s %(currency)s") % amount)
-
-
-def table_cells(
-    view: RowView, row: Row, currency: str, more: tuple[Cell, ...], options: WidgetOptions, lang: Language
-) -> tuple[Cell, ...]:
-    """The row's cells in table_columns' order (a leading rank goes before the coin's name, the rest after)."""
-    cells: list[Cell] = []
-    for name in options.columns:
-        if name == "price":
-            first = price_column_cell(row, currency, lang)
-            cells += [replace(first, note=view.as_of if row.available else None), *map(_as_written, more)]
-        elif name in CHANGE_COLUMNS:
-            value = getattr(row, CHANGE_COLUMNS[name][0]) if row.available else None
-            cells.append(change_cell(value, lang))
-        elif name in ("market_cap", "volume_24h"):
-            cells.append(money_cell(getattr(row, name) if row.available else None, currency, lang))
-        elif name == "rank":
-            rank = format_rank(row.rank, lang.numbers)
-            cells.append(Cell(rank, lang.gettext("unknown") if rank == UNKNOWN else None))
-        else:  # sparkline: the line, read as the change it draws
-            spark = sparkline_svg(row.history, max_points=TABLE_SPARK_POINTS) if row.history else None
-            points = [p for p in row.history if math.isfinite(p) and p > 0]
-            drawn = (points[-1] / points[0] - 1) * 100 if spark and len(points) >= 2 else None
-            cell = change_cell(drawn, lang)
-            cells.append(Cell("" if spark else UNKNOWN, cell.spoken, spark=Markup(spark) if spark else None))
-    return tuple(cells)
-
-
-def table_columns(options: WidgetOptions, lang: Language, currencies: Sequence[str]) -> list[Column]:
-    """The table's header row but the coin's, in `columns` order (a leading rank goes before the coin): names
-    on screen and for screen readers, the hiding class; the price column once per currency."""
-    if options.layout != "table":
-        return []
-    _ = lang.gettext
-    locale = lang.numbers
-    columns: list[Column] = []
-    for name in options.columns:
-        hide = HIDE_PRIORITY.get(name, 0)
-        if name == "price" and len(currencies) > 1:
-            for code in currencies:
-                spoken_name = _("Price in %(currency)s") % {"currency": currency_name(code, locale)}
-                columns.append(Column("price", code.upper(), spoken_name))
-        elif name == "price":
-            columns.append(Column("price", _("Price")))
-        elif name in CHANGE_COLUMNS:
-            _field, unit, count = CHANGE_COLUMNS[name]
-            short = format_unit(count, unit, length="narrow", locale=locale)
-            period = format_unit(count, unit, length="long", locale=locale)
-            columns.append(Column(name, short, _("Change over %(period)s") % {"period": period}, hide))
-        elif name == "market_cap":
-            columns.append(Column(name, _("Market cap"), None, hide))
-        elif name == "volume_24h":
-            columns.append(Column(name, _("24h volume"), None, hide))
-        elif name == "rank":
-            columns.append(Column(name, "#", _("Rank"), hide))
-        else:
-            columns.append(Column(name, _("Last 7 days"), None, hide))
-    return columns
 
 
 def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None) -> RowView:
