@@ -240,3 +240,8 @@ def test_no_figure_can_take_the_table_down(price, figures, rank, currencies, loc
     assert not any(re.search(r"nan|inf|-0[.,]0", text, re.I) for text in shown_cells)
     if cap is None or not math.isfinite(cap) or cap < 0:
         assert shown_cells[7 + len(currencies) - 1] == "—"
+
+
+async def test_embed_js_passes_columns_and_sizes_a_table(make_client, settings):
+    js = (await (await make_client(settings, market_snapshot())).get("/embed.js")).text
+    assert '"sparkline","columns"]' in js and 'l=="table"?' in js
