@@ -146,3 +146,38 @@ def test_the_table_refreshes_in_place(table_service: Service, open_page: Callabl
     assert after["cells"] == before["cells"] and after["headers"] == before["headers"]
     assert page.evaluate("() => document.querySelector('tr[data-k=BTC] td.tk-pr').textContent") == "$90,917.04"
     watched.assert_clean(table_service.url)
+
+
+# Every further price of the list layout: its text box against the page and its own box (an ellipsis or a
+# clip would make the text wider than what shows).
+MORE_PRICES = """() => [...document.querySelectorAll('.tk-v b.tk-m')].map(b => {
+  const range = document.createRange();
+  range.selectNodeContents(b);
+  const r = range.getBoundingClientRect(), box = b.getBoundingClientRect();
+  return {text: b.textContent, left: r.left, right: r.right, boxLeft: box.left, boxRight: box.right,
+          width: document.documentElement.clientWidth};
+})"""
+
+
+@pytest.mark.parametrize("locale", ["en_US", "ar"])
+def test_the_list_shows_two_currencies_without_cutting_a_price(
+    locale: str, table_service: Service, open_page: Callable[..., Watched], axe_source: str, screenshots: Path
+) -> None:
+    watched = open_page(viewport={"width": 200, "height": 900})
+    page = watched.page
+    page.goto(f"{table_service.url}/widget?layout=list&theme=light&currency=jpy,usd&locale={locale}")
+    page.wait_for_function("() => [...document.images].every(img => img.complete && img.naturalWidth > 0)")
+    faults = []
+    for width in (200, 320):
+        page.set_viewport_size({"width": width, "height": 900})
+        faults += [f"{width} px: {fault}" for fault in text_faults(texts(page))]
+        for price in page.evaluate(MORE_PRICES):
+            inside = price["left"] >= price["boxLeft"] - TOLERANCE and price["right"] <= price["boxRight"] + TOLERANCE
+            if not inside or price["left"] < 0 or price["right"] > price["width"] + TOLERANCE:
+                faults.append(f"{width} px: the second price {price['text']!r} is cut or leaves the page: {price}")
+        page.locator(".tk").screenshot(path=screenshots / f"list-2-{locale.split('_')[0]}-{width}.png")
+    assert faults == [], "\n".join(faults)
+    assert len(page.evaluate(MORE_PRICES)) == 8  # one further price per coin
+    violations = run_axe(page, axe_source, f"/widget?currency=jpy,usd&locale={locale}")
+    watched.assert_clean(table_service.url)
+    assert_no_serious_axe_violation(violations)
