@@ -28,6 +28,7 @@ from asgi_lifespan import LifespanManager
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import RedisServer
 from ticker.config import Settings, load_settings
+from ticker.history.base import HistoryStore
 from ticker.models import ProviderStatus, Quote, Snapshot
 from ticker.runtime import create_app
 from ticker.store import SnapshotStore
@@ -234,14 +235,17 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
-    """Build an httpx client for an app whose store holds `snapshot`; the lifespan (poller) does not run."""
+    """Build an httpx client for an app whose store holds `snapshot` (and whose charts read `history`, if
+    given); the lifespan (poller) does not run."""
     clients: list[httpx.AsyncClient] = []
 
-    async def build(settings: Settings, snapshot: Snapshot | None = None) -> httpx.AsyncClient:
+    async def build(
+        settings: Settings, snapshot: Snapshot | None = None, *, history: HistoryStore | None = None
+    ) -> httpx.AsyncClient:
         store = SnapshotStore()
         if snapshot is not None:
             await store.put(snapshot)
-        client = app_client(create_app(settings, store=store, clock=clock))
+        client = app_client(create_app(settings, store=store, clock=clock, history=history))
         client.store = store  # type: ignore[attr-defined]  # lets a test put a new snapshot
         clients.append(client)
         return client

@@ -1,4 +1,4 @@
-"""The `ticker` command: serve, check-config, fetch, resolve.
+"""The `ticker` command: serve, check-config, fetch, resolve, history.
 
 A bad config is one line per error on stderr (every error in the file) and exit 2, never a traceback;
 suspect settings are `warning: …` lines (check-config) or WARNING log lines (serve), and it runs.
@@ -13,22 +13,30 @@ import logging
 import os
 import socket
 import sys
+import time
+from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from ticker import __version__
 from ticker.config import LOG_FORMATS, Settings, load_settings
-from ticker.exceptions import ConfigError, ProviderError
+from ticker.exceptions import ConfigError, HistoryError, ProviderError
+from ticker.history import open_history
+from ticker.history.base import RANGES, Tick
+from ticker.history.importing import parse_series
+from ticker.history.points import chart_points
 from ticker.logs import setup_logging
-from ticker.models import Quote, iso
+from ticker.models import Quote, canonical_symbol, iso
 from ticker.providers import Provider
 from ticker.providers.demo import DemoSource
 from ticker.providers.session import OFFLINE_HINT, unreachable_host
 from ticker.render.formatting import change_direction, format_change, format_price
 from ticker.runtime import build_providers
 from ticker.store import SnapshotStore
+from ticker.web.query import DEFAULT_RANGE
 
 logger = logging.getLogger("ticker")
 
@@ -45,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(fetch(settings, demo=args.demo))
         if args.command == "resolve":
             return asyncio.run(resolve(settings, args.symbol))
+        if args.command == "history":
+            return asyncio.run(history(settings, args))
     except ConfigError as err:
         for line in err.errors:
             print(f"ticker: config error: {line}", file=sys.stderr)
@@ -78,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     resolve = commands.add_parser("resolve", help="ask the providers which ids match a symbol (network needed)")
     resolve.add_argument("symbol")
     resolve.add_argument("--config", help=config_help)
+
+    history = commands.add_parser(
+        "history",
+        help="print a coin's recorded prices, or import your own series",
+        description="Print SYMBOL's recorded price points (the last price of each bucket, at the bucket's end, "
+        "UTC) as a table or CSV, or load a series from a CSV file of unix_seconds,price[,currency] lines.",
+    )
+    history.add_argument("symbol", help="a configured coin")
+    history.add_argument("--range", choices=tuple(RANGES), default=DEFAULT_RANGE, help="how far back (default: 7d)")
+    history.add_argument("--currency", help="a configured currency (default: the first)")
+    history.add_argument("--csv", action="store_true", help="print unix_seconds,price,currency lines")
+    history.add_argument(
+        "--import", dest="import_file", metavar="FILE.csv", help="load unix_seconds,price[,currency] lines"
+    )
+    history.add_argument("--config", help=config_help)
     return parser
 
 
@@ -259,6 +284,77 @@ async def resolve(settings: Settings, symbol: str) -> int:
             best = candidates[0]
             print(f'config: {{ symbol = "{symbol.upper()}", ids = {{ {provider.name} = "{best.id}" }} }}\n')
     return 0 if found_any else 1
+
+
+async def history(settings: Settings, args: argparse.Namespace) -> int:
+    """`ticker history`: print a coin's points, or import a series. Exit 0 when done; 1 when the file or the
+    store cannot be used (nothing is written then); 2 for an unknown coin or currency, or history off."""
+    setup_logging("text", level=logging.WARNING)
+    coin = settings.coins_by_symbol.get(canonical_symbol(args.symbol))
+    if coin is None:
+        return _fail(f"unknown coin {args.symbol!r}; configured: {', '.join(settings.coins_by_symbol)}", 2)
+    currencies = settings.market.currencies
+    currency = (args.currency or settings.market.default_currency).lower()
+    if currency not in currencies:
+        return _fail(f"--currency: unknown currency {args.currency!r}; configured: {', '.join(currencies)}", 2)
+    ticks: list[Tick] = []
+    if args.import_file:
+        try:
+            with open(args.import_file, encoding="utf-8") as file:
+                ticks, problems = parse_series(file, coin.symbol, currencies=currencies, now=time.time())
+        except (OSError, UnicodeDecodeError) as err:
+            return _fail(f"cannot read {args.import_file}: {err}", 1)
+        for problem in problems:
+            print(f"ticker: {args.import_file}: {problem}", file=sys.stderr)
+        if problems:
+            return _fail(f"{len(problems)} bad line(s) in {args.import_file}; nothing imported", 1)
+        if not ticks:
+            return _fail(f"{args.import_file}: no quotes found; nothing imported", 1)
+    try:
+        store = await open_history(settings)
+    except HistoryError as err:
+        return _fail(f"history: {err}", 1)
+    if store is None:
+        return _fail('history is off (history.path = "" in the config); set history.path to keep it', 2)
+    try:
+        if ticks:
+            await store.append(ticks)
+            print(_imported(coin.symbol, ticks))
+            return 0
+        now = time.time()
+        points = chart_points(await store.candles(coin.symbol, currency, args.range, now), now)
+    except HistoryError as err:
+        return _fail(f"history: {err}", 1)
+    finally:
+        await store.close()
+    if args.csv:
+        print("unix_seconds,price,currency")
+        print("\n".join(f"{at},{price!r},{currency}" for at, price in points))
+    elif not points:
+        print(f"no history of {coin.symbol} in {currency} for {args.range} yet")
+    else:
+        rows = [["time (UTC)", f"price ({currency})"]]
+        rows += [[_utc_iso(at), format_price(price, currency, settings.widget.locale)] for at, price in points]
+        print(f"{coin.symbol} in {currency}, {args.range}: {len(points)} points, the last price of each bucket")
+        print(_table(rows))
+    return 0
+
+
+def _imported(symbol: str, ticks: Sequence[Tick]) -> str:
+    """One line: how many points, in which currencies, from when to when (UTC)."""
+    counts = Counter(tick.currency for tick in ticks)
+    first, last = (_utc_iso(at) for at in (min(t.at for t in ticks), max(t.at for t in ticks)))
+    per = ", ".join(f"{n} in {currency}" for currency, n in counts.items())
+    return f"imported {len(ticks)} points of {symbol} ({per}), {first} to {last}"
+
+
+def _utc_iso(at: float) -> str:
+    return iso(datetime.fromtimestamp(at, UTC)) or ""
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"ticker: {message}", file=sys.stderr)
+    return code
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import anyio
 import httpx
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from ticker import __version__
@@ -25,6 +26,7 @@ from ticker.config import Settings, load_settings
 from ticker.exceptions import HistoryError
 from ticker.history import open_history
 from ticker.history.base import HistoryStore
+from ticker.history.demo import DemoHistory
 from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
@@ -35,10 +37,13 @@ from ticker.providers import Provider, build_provider
 from ticker.providers.demo import DemoSource
 from ticker.providers.icon_hosts import IconHosts
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
+from ticker.render.chart_page import ChartRenderer
 from ticker.render.widget import WidgetRenderer
 from ticker.side_work import SideWork
 from ticker.store import SnapshotStore
 from ticker.web.app import build_app
+from ticker.web.history_reads import HistoryReads
+from ticker.web.history_views import HistoryViews
 from ticker.web.views import Views
 
 logger = logging.getLogger(__name__)
@@ -57,9 +62,12 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    history: HistoryStore | None = None,
 ) -> Starlette:
     """The app with its lifespan. `clock` (wall, for timestamps), `monotonic` (holds, budgets, schedules)
-    and `sleep` (the poller's) are injectable so tests can drive rounds by hand."""
+    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to serve
+    charts from (a test's, left open); else the lifespan opens the configured one (open_history), or, with
+    `demo`, charts show DemoHistory's simulated past, never stored."""
     shared = settings.cache.shared and not demo and store is None
     if store is None:
         # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
@@ -80,6 +88,34 @@ def create_app(
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
     views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
+    snapshots = store
+
+    def snapshot_time() -> float:
+        """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""
+        current = snapshots.current
+        return (current.generated_at if current is not None else clock()).timestamp()
+
+    def current_price(symbol: str, currency: str) -> float | None:
+        current = snapshots.current
+        quote = current.quote(symbol, currency) if current is not None else None
+        return quote.price if quote is not None else None
+
+    if history is None and demo:
+        history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
+    own_history = history is None  # opened (and closed) by the lifespan
+    reads = HistoryReads(
+        lambda: snapshots.version,
+        snapshot_time,
+        enabled=not own_history or settings.cache.shared or settings.history.path is not None,
+        store=history,
+    )
+    history_views = HistoryViews(
+        settings,
+        store,
+        reads,
+        ChartRenderer(),
+        demo=demo,
+    )
     interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
@@ -90,6 +126,9 @@ def create_app(
         loaded = await store.load()
         if loaded is not None:
             logger.info("serving the saved snapshot of %s until the first poll", loaded.generated_at.isoformat())
+        sharing_redis = store.redis if isinstance(store, RedisSnapshotStore) else None
+        if own_history and reads.enabled:
+            reads.store = await _open_history(settings, sharing_redis)
         timeout = httpx.Timeout(settings.poller.timeout_seconds)
         headers = {"user-agent": USER_AGENT}
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
@@ -99,16 +138,16 @@ def create_app(
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
-            # Demo prices never reach the real history store either (the demo's history is simulated).
-            history = None if demo else await _open_history(settings, sharing)
-            views.history = history
+            # Demo prices never reach a history store (the demo's charts come from DemoHistory, never stored).
+            recording = None if demo else reads.store
+            views.history = recording
             recorder = (
                 HistoryRecorder(
-                    history,
+                    recording,
                     [coin.symbol for coin in settings.market.live_coins],
                     settings.market.default_currency,
                 )
-                if history is not None
+                if recording is not None
                 else None
             )
             poller = Poller(
@@ -145,10 +184,10 @@ def create_app(
                 candle_sources(providers),
                 settings.market.live_coins,
                 settings.market.currencies,
-                history if history is not None else _NO_HISTORY,
+                recording if recording is not None else _NO_HISTORY,
                 interval=interval,
                 time_budget=max(interval, SIDE_WORK_SECONDS),
-                enabled=history is not None and settings.history.backfill,
+                enabled=recording is not None and settings.history.backfill,
                 wall=lambda: clock().timestamp(),
                 monotonic=monotonic,
             )
@@ -184,25 +223,26 @@ def create_app(
                 finally:
                     closing.set()
                     tasks.cancel_scope.cancel()
-            if history is not None:
+            if own_history and reads.store is not None:
                 with anyio.move_on_after(1, shield=True):
-                    await history.close()
+                    await reads.store.close()
+                reads.store = None
             if sharing is not None:
                 with anyio.move_on_after(1, shield=True):  # a silent Redis must not hold up shutdown
                     await lease.release()
                     await sharing.close()
 
-    return build_app(settings, store, views, lifespan=lifespan, closing=closing, clock=clock)
+    return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
 
 
-async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:
+async def _open_history(settings: Settings, redis: Redis | None) -> HistoryStore | None:
     """The price history store (in Redis beside the snapshots when they are shared, else the SQLite file at
-    history.path), or None when history is off or its file cannot be used: prices are served either way,
-    and an unusable file is left as it is for the operator to look at."""
+    history.path), or None when history is off or its file cannot be used: prices are served either way
+    (charts answer 503), and an unusable file is left as it is for the operator to look at."""
     try:
-        return await open_history(settings, redis=sharing.redis if sharing is not None else None)
+        return await open_history(settings, redis=redis)
     except HistoryError as err:
-        logger.error("price history off: %s", err)
+        logger.error("price history off: %s; charts, /api/v1/history and changes over time need it", err)
         return None
 
 

@@ -20,6 +20,8 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from tests.conftest import NOW, asgi_request, quote, settings_from
 from ticker import __version__
 from ticker.config import default_settings
+from ticker.history.base import Tick
+from ticker.history.memory import MemoryHistory
 from ticker.models import ProviderStatus, Snapshot
 from ticker.web.openapi import openapi_document
 
@@ -117,6 +119,10 @@ def test_coin_and_currency_enums_are_the_config(tmp_path, config):
                 assert parameter["schema"]["enum"] == currencies and parameter["schema"]["default"] == currencies[0]
             elif parameter["name"] == "symbol":
                 assert parameter["schema"]["enum"] == symbols, path
+            elif parameter["name"] == "range":
+                assert parameter["schema"]["enum"] == ["24h", "7d", "30d", "1y", "max"] and path.startswith(
+                    "/api/v1/history/"
+                )
             else:
                 assert parameter["name"] == "coins"
                 assert all(symbol in parameter["description"] for symbol in symbols)
@@ -139,8 +145,12 @@ def snapshot() -> Snapshot:
 
 async def test_every_json_answer_matches_its_documented_schema(make_client, settings):
     document = openapi_document(settings)
-    empty = await make_client(settings)
-    full = await make_client(settings, snapshot())
+    empty = await make_client(settings, history=MemoryHistory())
+    recorded = MemoryHistory()
+    await recorded.append([Tick("BTC", "usd", NOW.timestamp() - 600 * i, 90000.0 + i) for i in range(600)])
+    full = await make_client(settings, snapshot(), history=recorded)
+    off = await make_client(settings_from(settings.source.parent, CUSTOM + '[history]\npath = ""\n'), snapshot())
+    unopened = await make_client(settings, snapshot())  # history configured, its store not open (no lifespan)
     cases = [
         (empty, "/api/v1/prices", "/api/v1/prices", 200),  # before the first poll: nulls
         (empty, "/api/v1/prices/{symbol}", "/api/v1/prices/BTC", 200),
@@ -158,6 +168,14 @@ async def test_every_json_answer_matches_its_documented_schema(make_client, sett
         (full, "/api/v1/prices/{symbol}", "/api/v1/prices/ETH?currency=usd", 200),  # too old: null
         (full, "/api/v1/prices/{symbol}", "/api/v1/prices/DOGE", 404),
         (full, "/api/v1/prices/{symbol}", "/api/v1/prices/BTC?currency=xyz", 400),
+        (empty, "/api/v1/history/{symbol}", "/api/v1/history/BTC", 200),  # nothing recorded: points []
+        (full, "/api/v1/history/{symbol}", "/api/v1/history/btc?range=max&currency=usd", 200),
+        (full, "/api/v1/history/{symbol}", "/api/v1/history/BTC?range=24h", 200),  # nothing in eur (the default)
+        (full, "/api/v1/history/{symbol}", "/api/v1/history/BTC?range=1w", 400),
+        (full, "/api/v1/history/{symbol}", "/api/v1/history/BTC?currency=jpy", 400),
+        (full, "/api/v1/history/{symbol}", "/api/v1/history/DOGE", 404),
+        (off, "/api/v1/history/{symbol}", "/api/v1/history/BTC", 404),
+        (unopened, "/api/v1/history/{symbol}", "/api/v1/history/BTC", 503),
         (full, "/healthz", "/healthz", 200),
         (full, "/readyz", "/readyz", 200),
     ]
@@ -168,6 +186,7 @@ async def test_every_json_answer_matches_its_documented_schema(make_client, sett
     nulls = (await full.get("/api/v1/prices/ETH?currency=usd")).json()
     assert nulls["price"] is None and nulls["stale"] is True
     assert (await full.get("/api/v1/prices?currency=sats")).json()["coins"][0]["price"] is None
+    assert len((await full.get("/api/v1/history/BTC?range=max&currency=usd")).json()["points"]) > 2
 
 
 async def test_the_stream_matches_its_documented_responses(make_client, settings):

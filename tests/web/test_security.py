@@ -39,6 +39,7 @@ from starlette.routing import Route
 
 from tests.conftest import (
     CG,
+    NOW,
     FakeClock,
     asgi_request,
     fixture_json,
@@ -53,6 +54,9 @@ from tests.service import Service, free_port, run_ticker, wait_until
 from ticker import __version__
 from ticker.config import Settings, load_settings
 from ticker.exceptions import ConfigError, ProviderError
+from ticker.history.base import Tick
+from ticker.history.memory import MemoryHistory
+from ticker.render.chart_page import ChartRenderer
 from ticker.render.widget import WidgetRenderer
 from ticker.runtime import create_app
 from ticker.store import SnapshotStore
@@ -91,7 +95,10 @@ PAYLOADS = [
 ]
 # A payload that carries markup (a tag or an attribute break) must never appear verbatim in HTML.
 MARKUP_PAYLOADS = [p for p in PAYLOADS if "<" in p or '"' in p or "'" in p]
-QUERY_KEYS = ["coins", "currency", "theme", "layout", "locale", "transparent", "sparkline", "symbol", "callback"]
+QUERY_KEYS = [
+    *("coins", "currency", "theme", "layout", "locale", "transparent", "sparkline", "symbol", "callback"),
+    *("coin", "range"),
+]
 SYMBOLS = ["BTC", "btc", "ETH", "NANO", "xno", "OPENVC", "DOGE", "", " ", "BTC ", ",", "ＢＴＣ", "İ", "ß"]
 
 
@@ -170,9 +177,9 @@ def assert_safe_html(
         if "src" in attrs:
             assert attrs["src"] == "/embed.js" and not body.strip(), attrs
         else:
-            assert body == WidgetRenderer.JS, "an inline script that is not the widget's own"
+            assert body in (WidgetRenderer.JS, ChartRenderer.JS), "an inline script that is not the widget's own"
     for style in page.styles:
-        assert style == WidgetRenderer.CSS, "an inline style that is not the widget's own"
+        assert style in (WidgetRenderer.CSS, ChartRenderer.CSS), "an inline style that is not the widget's own"
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +199,9 @@ async def _build(settings: Settings) -> Any:
             quote("XNO", 0.93, change=None, age=90000),  # past max_stale: unavailable
         )
     )
-    return create_app(settings, store=store, clock=FakeClock())
+    history = MemoryHistory()
+    await history.append([Tick("BTC", "usd", NOW.timestamp() - 3600 * i, 90000.0 + 50 * i) for i in range(48)])
+    return create_app(settings, store=store, clock=FakeClock(), history=history)
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +214,7 @@ def own_pages(portal, fuzzed_app) -> list[str]:
     """What our templates make: each layout, with sparklines, the fragment, the landing and error pages."""
     urls = [("/widget", f"layout={layout}&sparkline=1") for layout in ("list", "compact", "ticker")]
     urls += [("/widget/fragment", "layout=ticker"), ("/", ""), ("/widget", "theme=nope")]
+    urls += [("/widget/chart", "range=24h"), ("/widget/chart", "coin=ETH"), ("/widget/chart", "range=1w")]
     return [portal.call(asgi_request, fuzzed_app, path, query.encode()).text for path, query in urls]
 
 
@@ -283,6 +293,8 @@ ROUTES = {
     "prices": st.just("/api/v1/prices"),
     "price": path_segment.map(lambda s: f"/api/v1/prices/{s}"),
     "stream": st.just("/api/v1/stream"),
+    "history": path_segment.map(lambda s: f"/api/v1/history/{s}"),
+    "chart": st.just("/widget/chart"),
     "healthz": st.just("/healthz"),
     "readyz": st.just("/readyz"),
     "metrics": st.just("/metrics"),
@@ -611,9 +623,12 @@ def sha256(text: str) -> str:
 
 async def test_security_headers_on_every_kind_of_response(make_client, tmp_path):
     settings = settings_from(tmp_path, SETTINGS)
-    client = await make_client(settings, snapshot_of(quote("BTC", 1.0), quote("ETH", 2.0)))
+    history = MemoryHistory()
+    await history.append([Tick("BTC", "usd", NOW.timestamp() - 600 * i, 1.0 + i / 100) for i in range(50)])
+    client = await make_client(settings, snapshot_of(quote("BTC", 1.0), quote("ETH", 2.0)), history=history)
     widget_etag = (await client.get("/widget")).headers["etag"]
     prices_etag = (await client.get("/api/v1/prices")).headers["etag"]
+    chart_etag = (await client.get("/widget/chart")).headers["etag"]
     requests = [
         ("GET", "/", {}, 200, "html"),
         ("GET", "/widget", {}, 200, "widget"),
@@ -622,6 +637,13 @@ async def test_security_headers_on_every_kind_of_response(make_client, tmp_path)
         ("GET", "/widget?layout=spiral", {}, 400, "plain"),
         ("POST", "/widget", {}, 405, "plain"),
         ("GET", "/widget/fragment", {}, 200, "plain"),
+        ("GET", "/widget/chart", {}, 200, "chart"),
+        ("GET", "/widget/chart", {"if-none-match": chart_etag}, 304, "chart"),
+        ("GET", "/widget/chart?range=1w", {}, 400, "plain"),
+        ("POST", "/widget/chart", {}, 405, "plain"),
+        ("GET", "/api/v1/history/BTC", {"origin": "https://a.example"}, 200, "api"),
+        ("GET", "/api/v1/history/BTC?range=1w", {}, 400, "api"),
+        ("GET", "/api/v1/history/NOPE", {}, 404, "api"),
         ("GET", "/api/v1/prices", {"origin": "https://a.example"}, 200, "api"),
         ("GET", "/api/v1/prices", {"if-none-match": prices_etag, "origin": "https://a.example"}, 304, "api"),
         ("GET", "/api/v1/prices?currency=xyz", {"origin": "https://a.example"}, 400, "api"),
@@ -651,10 +673,11 @@ async def test_security_headers_on_every_kind_of_response(make_client, tmp_path)
         assert "server" not in h and not any(__version__ in v for v in h.values()), url
         assert "access-control-allow-credentials" not in h, url
         policy = csp(h["content-security-policy"])
-        if kind == "widget":
+        if kind in ("widget", "chart"):
+            renderer = WidgetRenderer if kind == "widget" else ChartRenderer
             assert policy["default-src"] == "'none'"
-            assert policy["style-src"] == sha256(WidgetRenderer.CSS)
-            assert policy["script-src"] == sha256(WidgetRenderer.JS)
+            assert policy["style-src"] == sha256(renderer.CSS)
+            assert policy["script-src"] == sha256(renderer.JS)
             assert policy["img-src"] == "'self' data:"
             assert policy["connect-src"] == "'self'"
             assert policy["frame-ancestors"] == "'self' https://blog.example"
@@ -673,6 +696,8 @@ async def test_security_headers_on_every_kind_of_response(make_client, tmp_path)
     # The inline style and script really are the ones the hashes allow.
     page = parse_html((await client.get("/widget")).text)
     assert [body for _, body in page.scripts] == [WidgetRenderer.JS] and page.styles == [WidgetRenderer.CSS]
+    chart = parse_html((await client.get("/widget/chart")).text)
+    assert [body for _, body in chart.scripts] == [ChartRenderer.JS] and chart.styles == [ChartRenderer.CSS]
 
 
 @pytest.mark.parametrize("path", ["/widget/", "/api/v1/prices/", "/healthz/"])
@@ -775,7 +800,7 @@ async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request
         await wait_for_price(client)
         upstream_before = len(respx_mock.calls)
         endpoints = prepared_endpoints(app)
-        assert set(endpoints) == {"prices", "price", "widget", "fragment"}
+        assert set(endpoints) == {"prices", "price", "widget", "fragment", "history", "chart"}
         statuses: dict[str, set[int]] = {}
         for i in range(4 * MAX_VARIANTS):  # every cache overflows four times over
             for path, query in (
@@ -785,6 +810,8 @@ async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request
                 ("/api/v1/prices/BTC", f"currency=eur&i={i}"),
                 ("/api/v1/prices", f"coins=NOPE{i}"),  # 400s are never cached
                 ("/api/v1/prices/NOPE{i}", ""),
+                ("/widget/chart", f"coin=btc&j={i}&range={'24h' if i % 2 else '7d'}"),
+                ("/api/v1/history/BTC", f"range=30d&j={i}"),
             ):
                 reply = await asgi_request(app, path, query.encode())
                 statuses.setdefault(path.split("NOPE")[0], set()).add(reply.status)
@@ -794,6 +821,8 @@ async def test_junk_queries_keep_the_caches_bounded_and_cost_no_upstream_request
             "/widget/fragment": {200},
             "/api/v1/prices/BTC": {200},
             "/api/v1/prices/": {404},
+            "/widget/chart": {200},
+            "/api/v1/history/BTC": {200},
         }
         for name, endpoint in endpoints.items():
             assert len(endpoint._cache) <= MAX_VARIANTS, name

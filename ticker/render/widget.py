@@ -135,7 +135,7 @@ def csp_hash(text: str) -> str:
 class WidgetRenderer:
     """Renders the widget; its inline CSS and JS are constants, so the CSP allows them by hash."""
 
-    CSS = _static("widget.css")
+    CSS = _static("theme.css") + _static("widget.css")  # the themes (shared with the chart), then the widget's
     JS = _static("widget.js")
     STYLE_HASH = csp_hash(CSS)
     SCRIPT_HASH = csp_hash(JS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,9 +25,19 @@ from starlette.types import ASGIApp, Lifespan
 from ticker.config import Settings
 from ticker.models import utcnow
 from ticker.store import SnapshotStore
+from ticker.web.history_reads import Read
+from ticker.web.history_views import HistoryViews
 from ticker.web.metrics import Counted, HttpTally, ServiceCollector, build_registry
 from ticker.web.openapi import openapi_document
-from ticker.web.response_cache import ErrorPage, FastPaths, PreparedEndpoint, Render, VariantKey
+from ticker.web.response_cache import (
+    ErrorPage,
+    FastPaths,
+    Prepared,
+    PreparedEndpoint,
+    ReadingEndpoint,
+    Render,
+    VariantKey,
+)
 from ticker.web.security import CorsPolicy
 from ticker.web.stream import CLOSING_STATE, PriceStream
 from ticker.web.views import PLAIN_HEADERS, Views, json_bytes
@@ -37,16 +48,31 @@ def build_app(
     store: SnapshotStore,
     views: Views,
     *,
+    history: HistoryViews,
     lifespan: Lifespan[Starlette],
     closing: anyio.Event,
     clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
-    """Every route of the contract over `views`; `closing` ends open event streams at shutdown."""
+    """Every route of the contract over `views` (and `history`: its JSON and the chart); `closing` ends open
+    event streams at shutdown."""
     cors = CorsPolicy(settings.server.cors_origins)
     epoch_clock = time.time if clock is utcnow else lambda: clock().timestamp()  # no datetime per request
 
     def prepared(render: Render, variant: VariantKey, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
         return PreparedEndpoint(
+            render,
+            error_page,
+            lambda: store.version,
+            variant=variant,
+            clock=epoch_clock,
+            cors=cors if api else None,
+        )
+
+    def reading(
+        read: ReadHistory, render: RenderHistory, variant: VariantKey, error_page: ErrorPage, *, api: bool
+    ) -> ReadingEndpoint[Read]:
+        return ReadingEndpoint(
+            read,
             render,
             error_page,
             lambda: store.version,
@@ -79,6 +105,20 @@ def build_app(
             prepared(views.render_fragment, views.widget_variant, views.html_error_page),
             methods=get,
             name="fragment",
+        ),
+        Route(
+            "/api/v1/history/{symbol}",
+            reading(
+                history.read_history, history.render_history, history.history_variant, views.json_error_page, api=True
+            ),
+            methods=api,
+            name="history",
+        ),
+        Route(
+            "/widget/chart",
+            reading(history.read_chart, history.render_chart, history.chart_variant, views.html_error_page, api=False),
+            methods=get,
+            name="chart",
         ),
         Route("/widget/site.css", views.site_css, name="site_css"),
         Route("/icons/{symbol}", views.icon, name="icon"),
@@ -152,7 +192,9 @@ def _handing_over(lifespan: Lifespan[Starlette], closing: anyio.Event) -> Lifesp
     return with_closing
 
 
-FAST_ROUTES = ("prices", "widget", "fragment")  # hit by every page view and bot: served before the router
+ReadHistory = Callable[[Mapping[str, Any], QueryParams], Awaitable[Read]]
+RenderHistory = Callable[[Mapping[str, Any], QueryParams, Read], Prepared]
+FAST_ROUTES = ("prices", "widget", "fragment", "chart")  # hit by every page view and bot: served before the router
 
 
 class TickerApp(Starlette):

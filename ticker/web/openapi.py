@@ -6,9 +6,10 @@ from typing import Any, get_args
 
 from ticker import __version__
 from ticker.config import Settings
+from ticker.history.base import MAX_POINTS, RANGES
 from ticker.lease import LeaseRole
 from ticker.models import ALIASES
-from ticker.web.query import MAX_COINS
+from ticker.web.query import DEFAULT_RANGE, MAX_COINS
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -94,6 +95,41 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/history/{symbol}": {
+                "get": {
+                    "summary": "One coin's price history: at most 500 points, oldest first",
+                    "description": "Each point is [unix_seconds, price]: the last price (close) of one bucket, at the "
+                    "bucket's end (or, for the bucket still open, at the snapshot's time). Buckets are 5 minutes "
+                    "for 24h, 30 minutes for 7d, 2 hours for 30d, a day for 1y, and longer for max. No data yet: "
+                    "points is []. 404 when the coin is not configured or history is off on this instance.",
+                    "parameters": [
+                        {
+                            "name": "symbol",
+                            "in": "path",
+                            "required": True,
+                            "description": "A configured symbol (case-insensitive; NANO means XNO).",
+                            "schema": {"type": "string", "enum": symbols},
+                        },
+                        {
+                            "name": "range",
+                            "in": "query",
+                            "required": False,
+                            "description": "How far back: 24 hours, 7 days, 30 days, a year, or everything recorded.",
+                            "schema": {"type": "string", "enum": list(RANGES), "default": DEFAULT_RANGE},
+                        },
+                        currency_param,
+                    ],
+                    "responses": {
+                        "200": {"description": "The points.", "content": _json("#/components/schemas/History")},
+                        "400": error,
+                        "404": error,
+                        "503": {
+                            "description": "The history store cannot be read just now.",
+                            "content": _json("#/components/schemas/Error"),
+                        },
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Liveness",
@@ -169,6 +205,28 @@ def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
             "properties": coin_properties
             | {"currency": {"type": "string", "enum": currencies}, "generated_at": NULLABLE_TIME},
             "required": [*required, "currency", "generated_at"],
+        },
+        "History": {
+            "type": "object",
+            "properties": {
+                "symbol": {"type": "string", "enum": symbols},
+                "currency": {"type": "string", "enum": currencies},
+                "range": {"type": "string", "enum": list(RANGES)},
+                "points": {
+                    "type": "array",
+                    "maxItems": MAX_POINTS,
+                    "items": {
+                        "type": "array",
+                        "prefixItems": [
+                            {"type": "integer", "description": "Unix seconds (UTC) the price stood at."},
+                            {"type": "number", "exclusiveMinimum": 0, "description": "The price, unrounded."},
+                        ],
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                },
+            },
+            "required": ["symbol", "currency", "range", "points"],
         },
         "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
         "Health": {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]},

@@ -14,8 +14,10 @@ from urllib.parse import urlencode
 
 from ticker.config import LAYOUTS, THEMES, Settings, canonical_locale
 from ticker.exceptions import Plural, QueryError
+from ticker.history.base import RANGES
 from ticker.models import Coin, canonical_symbol
 
+DEFAULT_RANGE = "7d"  # a chart's and the history API's range when the query names none
 MAX_COINS = 100  # symbols in one `coins` query, duplicates included
 MAX_VALUE_CHARS = MAX_COINS * 21  # room for that many of the longest symbols (20 characters) and commas
 _TRUE = {"1", "true", "yes", "on"}
@@ -35,6 +37,18 @@ class WidgetOptions:
     locale: str
     transparent: bool
     sparkline: bool
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """A chart widget's validated query: one configured coin, its currency, range and look."""
+
+    coin: Coin
+    currency: str
+    range: str
+    theme: str
+    locale: str
+    transparent: bool
 
 
 def _(message: str) -> str:
@@ -117,6 +131,47 @@ def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptio
         transparent=_flag(params, "transparent", widget.transparent),
         sparkline=_flag(params, "sparkline", widget.sparkline),
     )
+
+
+def select_range(params: Mapping[str, str]) -> str:
+    """`range`: one of RANGES (24h, 7d, 30d, 1y, max), default 7d."""
+    return _choice(params, "range", tuple(RANGES), DEFAULT_RANGE)
+
+
+def chart_options(params: Mapping[str, str], settings: Settings) -> ChartOptions:
+    """The chart's query: `coin` (one configured symbol; default the first configured coin), `currency`,
+    `range`, `theme`, `locale`, `transparent`. Raises QueryError saying what is allowed."""
+    raw = _param(params, "coin")
+    coin = settings.market.coins[0] if raw is None else settings.coins_by_symbol.get(canonical_symbol(raw))
+    if coin is None:
+        raise QueryError.of(
+            _("%(name)s: unknown coin %(value)s; allowed: %(allowed)s"),
+            name="coin",
+            value=echo(raw or ""),
+            allowed=", ".join(settings.coins_by_symbol),
+        )
+    widget = settings.widget
+    return ChartOptions(
+        coin=coin,
+        currency=select_currency(params, settings),
+        range=select_range(params),
+        theme=_choice(params, "theme", THEMES, widget.theme),
+        locale=_locale(params, widget.locale, widget.visitor_locales),
+        transparent=_flag(params, "transparent", widget.transparent),
+    )
+
+
+def chart_query(options: ChartOptions, **changes: str) -> str:
+    """The chart's validated query spelled one way (for its range links: `range=` in `changes`)."""
+    params = {
+        "coin": options.coin.symbol,
+        "range": options.range,
+        "currency": options.currency,
+        "theme": options.theme,
+        "locale": options.locale,
+        "transparent": "1" if options.transparent else "0",
+    }
+    return urlencode(params | changes)
 
 
 def error_locale(params: Mapping[str, str], settings: Settings) -> str:

@@ -19,11 +19,11 @@ import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
@@ -40,10 +40,15 @@ MAX_QUERY_BYTES = 4096  # every valid query fits; a longer one is refused, never
 PLAIN_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 COMMON_RAW = [(name.encode(), value.encode()) for name, value in (COMMON_HEADERS | API_HEADERS).items()]
 GZIP_MIN_BYTES = 512
+T = TypeVar("T")
 
 
 class NotFound(Exception):
     """The path names something not configured (404, with a message that says what is)."""
+
+
+class Unavailable(Exception):
+    """What the page is made from cannot be read just now (503); nothing was read before to serve instead."""
 
 
 @dataclass
@@ -132,25 +137,31 @@ class PreparedEndpoint:
             await self._preflight(scope, send)
             return
         try:
-            prepared = self.get(scope)
-        except QueryError as err:
-            self.statuses[400] += 1
-            await self.error_page(err, 400, scope)(scope, receive, send)
+            prepared = await self.prepared(scope)
+        except Exception as err:
+            await self._failed(err, scope, receive, send)
             return
-        except NotFound as err:
-            self.statuses[404] += 1
-            await self.error_page(err, 404, scope)(scope, receive, send)
-            return
-        except Exception:  # a rendering bug: a plain 500, logged, never a traceback page
-            logger.exception("rendering %s failed", scope["path"])
-            self.statuses[500] += 1
-            headers = [*COMMON_RAW, *PLAIN_TEXT, *self._cors_headers(scope)]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": b"Internal Server Error"})
-            return
-        # The prepared headers already say Vary: Origin where the policy needs it (see _prepare).
+        # The prepared headers already say Vary: Origin where the policy needs it (see _finish).
         extra = self._cors.allow_origin(header_value(scope, b"origin")) if self._cors else []
         self.statuses[await _send(prepared, scope, send, extra)] += 1
+
+    async def prepared(self, scope: Scope) -> Prepared:
+        """The rendering this request gets (ReadingEndpoint awaits its data here); raises what `get` raises."""
+        return self.get(scope)
+
+    async def _failed(self, err: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+        """The answer to a request that got no rendering: 400, 404 or 503 saying why, else a plain 500."""
+        status = 400 if isinstance(err, QueryError) else 404 if isinstance(err, NotFound) else 503
+        if isinstance(err, QueryError | NotFound | Unavailable):
+            self.statuses[status] += 1
+            await self.error_page(err, status, scope)(scope, receive, send)
+            return
+        # a rendering bug: a plain 500, logged, never a traceback page
+        logger.error("rendering %s failed", scope["path"], exc_info=err)
+        self.statuses[500] += 1
+        headers = [*COMMON_RAW, *PLAIN_TEXT, *self._cors_headers(scope)]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": b"Internal Server Error"})
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
         headers = COMMON_RAW + (self._cors.preflight(header_value(scope, b"origin")) if self._cors else [])
@@ -160,6 +171,14 @@ class PreparedEndpoint:
 
     def get(self, scope: Scope) -> Prepared:
         """The current rendering for this request's path and query; raises QueryError or NotFound."""
+        key, prepared = self._cached(scope)
+        if prepared is None:
+            prepared = self._variant_for(scope)
+            _remember(self._cache, key, prepared, self._max)
+        return prepared
+
+    def _cached(self, scope: Scope) -> tuple[tuple[str, bytes], Prepared | None]:
+        """This path and raw query's cache key, and its rendering if still fresh; raises on a query too long."""
         if len(scope["query_string"]) > MAX_QUERY_BYTES:
             too_long = ngettext(
                 "query too long (at most %(limit)d byte)", "query too long (at most %(limit)d bytes)", MAX_QUERY_BYTES
@@ -168,9 +187,8 @@ class PreparedEndpoint:
         key = (scope["path"], scope["query_string"])
         prepared = self._cache.get(key)
         if prepared is None or not prepared.fresh(self._version(), self._clock()):
-            prepared = self._variant_for(scope)
-            _remember(self._cache, key, prepared, self._max)
-        return prepared
+            return key, None
+        return key, prepared
 
     def _variant_for(self, scope: Scope) -> Prepared:
         """Spellings of one variant (`?coins=btc`, `?coins=BTC&x=1`) share one rendering: junk can't force renders."""
@@ -201,9 +219,61 @@ class PreparedEndpoint:
 
     def _prepare(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         self.renders += 1
-        prepared = self._render(path_params, query)
+        return self._finish(self._render(path_params, query))
+
+    def _finish(self, prepared: Prepared) -> Prepared:
         vary = self._cors.vary if self._cors else None
         return prepared if vary is None else prepared.varying(vary)
+
+
+class ReadingEndpoint(PreparedEndpoint, Generic[T]):
+    """A PreparedEndpoint whose renderings need data read (awaited) first, from a store that is not a plain
+    reference: `read(path_params, query)` gets it, then `render(path_params, query, data)` makes the bytes.
+
+    A request served from the cache reads nothing and awaits nothing. On a miss, `variant` validates the
+    query and names the variant; a fresh rendering of that variant is reused; else `read` runs (it may
+    raise Unavailable: a 503) and `render` follows. How often the store itself is read is `read`'s
+    business (HistoryReads: once per snapshot and series). `get` is not available here: use `prepared`.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[Mapping[str, Any], QueryParams], Awaitable[T]],
+        render: Callable[[Mapping[str, Any], QueryParams, T], Prepared],
+        error_page: ErrorPage,
+        version: Callable[[], int],
+        *,
+        variant: VariantKey,
+        clock: Callable[[], float] = time.time,
+        max_variants: int = MAX_VARIANTS,
+        cors: CorsPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            _unread, error_page, version, variant=variant, clock=clock, max_variants=max_variants, cors=cors
+        )
+        self._read = read
+        self._render_read = render
+        self._variant_key = variant
+
+    async def prepared(self, scope: Scope) -> Prepared:
+        key, prepared = self._cached(scope)
+        if prepared is not None:
+            return prepared
+        path_params = scope.get("path_params", {})
+        query = QueryParams(scope["query_string"].decode("latin-1"))
+        variant = self._variant_key(path_params, query)
+        prepared = self._variants.get(variant)
+        if prepared is None or not prepared.fresh(self._version(), self._clock()):
+            data = await self._read(path_params, query)
+            self.renders += 1
+            prepared = self._finish(self._render_read(path_params, query, data))
+            _remember(self._variants, variant, prepared, self._max)
+        _remember(self._cache, key, prepared, self._max)
+        return prepared
+
+
+def _unread(path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
+    raise AssertionError("a ReadingEndpoint renders after its read: call `prepared`, not `get`")
 
 
 def _remember(cache: OrderedDict[Any, Prepared], key: Any, prepared: Prepared, limit: int) -> None:

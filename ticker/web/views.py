@@ -156,7 +156,9 @@ class Views:
             locale = error_locale(query, self._settings)
         except QueryError:
             pass
-        message = err.translated(language(locale)) if isinstance(err, QueryError) else str(err)
+        lang = language(locale)
+        # A QueryError in the catalog's words; any other message as the catalog has it, else as is.
+        message = err.translated(lang) if isinstance(err, QueryError) else lang.gettext(str(err))
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:
