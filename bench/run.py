@@ -21,6 +21,8 @@ ready   wall time from Popen to the first 200 from /readyz (polled every 10 ms),
 poller  in process: Poller.run_once() over each provider alone at 11, 100, 250 and 1,000 coins, with
         httpx.MockTransport answering in the provider's real response shape: CPU time and upstream
         requests per round, against ceil(coins / batch_size).
+history the history store (bench/history_store.py): append cost per round at 250 coins against the cost
+        of building the round's snapshot, and bytes per coin-year, for SQLite and Redis.
 
 The figures are printed and, when every part ran, written between the markers in docs/PERFORMANCE.md.
 """
@@ -75,6 +77,7 @@ from typing import Any  # noqa: E402
 
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import history_store  # noqa: E402
 import httpx  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -84,6 +87,7 @@ TICKER = VENV / "bin" / "ticker"
 BASELINE_APP = ROOT / "bench" / "baseline_app.py"
 INTERVAL = 60  # ticker's poll interval in the benchmark: a new snapshot (and new ETag) once a minute
 COIN_COUNTS = (11, 100, 250, 1000)
+PARTS = ("http", "rss", "ready", "poller", "history")
 PROVIDER_NAMES = ("coingecko", "coinpaprika", "kraken", "binance", "coinbase")
 
 # The targets of the issue.
@@ -118,7 +122,8 @@ def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text()
     mem_kb = int(re.search(r"^MemTotal:\s+(\d+)", meminfo, re.M).group(1))  # type: ignore[union-attr]
     debian = Path("/etc/debian_version").read_text().strip() if Path("/etc/debian_version").exists() else "?"
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
+    wrk = shutil.which("wrk")
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.splitlines() if wrk else []
     versions = {name: importlib.metadata.version(name) for name in ("uvicorn", "starlette", "uvloop", "httptools")}
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -830,6 +835,9 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
             )
         )
 
+    if results.get("history"):
+        out += history_store.render(results["history"])
+
     table = ["| target | measured | verdict |", "|---|---:|---|"]
     table += [f"| {name} | {value} | {verdict} |" for name, value, verdict in checks]
     return "\n".join([*table, "", *out]).rstrip() + "\n"
@@ -866,18 +874,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=3, help="times a run is repeated when other jobs took over --quiet-cpus"
     )
-    parser.add_argument("--parts", default="http,rss,ready,poller", help="comma-separated subset to run")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset to run")
+    history_store.add_arguments(parser, prefix="history-")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/PERFORMANCE.md")
     args = parser.parse_args(argv)
     args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    unknown = args.parts - {"http", "rss", "ready", "poller"}
+    unknown = args.parts - set(PARTS)
     if unknown:
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
     if "rss" in args.parts:
         args.parts.add("http")  # the million requests start with the measured runs
 
-    ensure_wrk()
+    if args.parts & {"http", "rss"}:
+        ensure_wrk()
     results: dict[str, Any] = {"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "json"}}
     results["args"]["parts"] = sorted(args.parts)
     with tempfile.TemporaryDirectory(prefix="ticker-bench-") as tmp:
@@ -888,6 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["ready"] = bench_ready(args, workdir)
         if "poller" in args.parts:
             results["poller"] = bench_poller(args, workdir)
+        if "history" in args.parts:
+            options = history_store.options_from(args, prefix="history-")
+            results["history"] = asyncio.run(history_store.run_all(options, workdir, log))
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["machine"]["commit_end"] = commit()
     if results["machine"]["commit_end"] != results["machine"]["commit"]:
@@ -899,7 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     if args.no_doc:
         pass
-    elif args.parts == {"http", "rss", "ready", "poller"}:
+    elif args.parts == set(PARTS):
         write_doc(block)
         print(f"bench: figures written to {DOC.relative_to(ROOT)}", file=sys.stderr)
     else:

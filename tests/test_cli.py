@@ -317,3 +317,131 @@ def test_service_log_says_once_how_to_set_a_coingecko_key(tmp_path, upstream):
         in hints[0]
     )
     assert upstream.coingecko.requests == 1
+
+
+# --- ticker history -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def history_config(tmp_path):
+    path = tmp_path / "ticker.toml"
+    path.write_text('[market]\ncoins = ["BTC", "ETH"]\ncurrencies = ["usd", "eur"]\n[cache]\nsnapshot_path = ""\n')
+    return path
+
+
+def hourly_csv(path, hours: int, *, currency: str = "") -> list[tuple[int, float]]:
+    """A series on whole hours up to the last one, written as unix_seconds,price[,currency] with a header."""
+    last = int(time.time()) // 3600 * 3600 - 3600
+    quotes = [(last - 3600 * i, 90_000.0 + i * 12.5) for i in reversed(range(hours))]
+    suffix = f",{currency}" if currency else ""
+    path.write_text("unix_seconds,price,currency\n" + "".join(f"{at},{price}{suffix}\n" for at, price in quotes))
+    return quotes
+
+
+def test_history_imports_a_series_then_prints_it_as_a_table_and_as_csv(history_config, tmp_path, capsys):
+    quotes = hourly_csv(tmp_path / "btc.csv", 72)
+    assert main(["history", "BTC", "--import", str(tmp_path / "btc.csv"), "--config", str(history_config)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("imported 72 points of BTC (72 in usd), ") and out.count("Z") == 2
+    assert main(["history", "btc", "--range", "24h", "--config", str(history_config)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    shown = len(table) - 2
+    assert table[0] == f"BTC in usd, 24h: {shown} points, the last price of each bucket"
+    assert 24 <= shown <= 25  # hourly quotes in 24 hours, the oldest bucket reaching into the range included
+    assert table[1].split() == ["time", "(UTC)", "price", "(usd)"]
+    at, price = quotes[-1]  # a 5-minute bucket's close stands at its end
+    assert table[-1] == f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(at + 300))}  ${price:,.2f}"
+    assert main(["history", "BTC", "--range", "7d", "--csv", "--config", str(history_config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "unix_seconds,price,currency" and len(lines) == 73
+    assert lines[1:] == [f"{at // 1800 * 1800 + 1800},{price!r},usd" for at, price in quotes]  # 30-min buckets
+
+
+def test_history_csv_output_is_import_input_a_bucket_later(history_config, tmp_path, capsys):
+    """Each point stands at its bucket's end, which is the next bucket's start: imported again, the same closes
+    land one bucket later (README, "Command line")."""
+    hourly_csv(tmp_path / "btc.csv", 30, currency="eur")
+    assert main(["history", "BTC", "--import", str(tmp_path / "btc.csv"), "--config", str(history_config)]) == 0
+    capsys.readouterr()
+    assert main(["history", "BTC", "--currency", "eur", "--csv", "--config", str(history_config)]) == 0
+    exported = capsys.readouterr().out
+    (tmp_path / "again").mkdir()
+    other = tmp_path / "again" / "ticker.toml"
+    other.write_text(history_config.read_text())
+    (tmp_path / "export.csv").write_text(exported)
+    assert main(["history", "BTC", "--import", str(tmp_path / "export.csv"), "--config", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["history", "BTC", "--currency", "eur", "--csv", "--config", str(other)]) == 0
+    again = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    before = [line.split(",") for line in exported.splitlines()[1:]]
+    assert [price for _, price, _ in again] == [price for _, price, _ in before]
+    assert [int(at) for at, _, _ in again] == [int(at) + 1800 for at, _, _ in before]
+
+
+def test_history_import_reports_every_bad_line_and_writes_nothing(history_config, tmp_path, capsys):
+    now = int(time.time())
+    lines = [
+        "# my own series",
+        f"{now - 60},90000",
+        "yesterday,90000",
+        f"{now * 1000},90000",
+        f"{now - 120},-5",
+        f"{now - 180},90000,jpy",
+        f"{now - 60},90100",
+        f"{now - 240},1,2,3",
+        f"{now + 3600},90000",
+        f"{now - 300},1e12",
+        f"{now - 360},0.5,eur",
+    ]
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    assert main(["history", "BTC", "--import", str(tmp_path / "bad.csv"), "--config", str(history_config)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    file = tmp_path / "bad.csv"
+    assert err == [
+        f"ticker: {file}: line 3: time 'yesterday' is not a positive number of Unix seconds",
+        f"ticker: {file}: line 4: time {now * 1000} looks like milliseconds; give Unix seconds",
+        f"ticker: {file}: line 5: price '-5' is not a positive number",
+        f"ticker: {file}: line 6: unknown currency 'jpy'; configured: usd, eur",
+        f"ticker: {file}: line 7: time {now - 60} in usd is already on line 2",
+        f"ticker: {file}: line 8: expected unix_seconds,price[,currency], got 4 fields",
+        f"ticker: {file}: line 9: time {now + 3600} lies in the future",
+        f"ticker: {file}: line 10: price 1e12 usd is not a plausible price of a coin",
+        f"ticker: 8 bad line(s) in {file}; nothing imported",
+    ]
+    assert main(["history", "BTC", "--range", "24h", "--config", str(history_config)]) == 0
+    assert capsys.readouterr().out == "no history of BTC in usd for 24h yet\n"  # the good lines were not written
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["history", "DOGE"], 2, "ticker: unknown coin 'DOGE'; configured: BTC, ETH\n"),
+        (
+            ["history", "BTC", "--currency", "jpy"],
+            2,
+            "ticker: --currency: unknown currency 'jpy'; configured: usd, eur\n",
+        ),
+        (["history", "BTC", "--import", "missing.csv"], 1, "ticker: cannot read missing.csv: [Errno 2] No such file"),
+    ],
+)
+def test_history_errors_are_one_line_with_an_exit_code(history_config, capsys, args, code, message):
+    assert main([*args, "--config", str(history_config)]) == code
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_history_off_says_how_to_turn_it_on(tmp_path, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text('[market]\ncoins = ["BTC"]\n[history]\npath = ""\n')
+    assert main(["history", "BTC", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        'ticker: history is off (history.path = "" in the config); set history.path to keep it\n'
+    )
+    assert not list(tmp_path.glob("*.sqlite3"))
+
+
+def test_history_an_unusable_store_is_exit_1(tmp_path, capsys):
+    (tmp_path / "foreign.sqlite3").write_bytes(b"not a database at all" * 100)
+    path = tmp_path / "ticker.toml"
+    path.write_text('[market]\ncoins = ["BTC"]\n[history]\npath = "foreign.sqlite3"\n')
+    assert main(["history", "BTC", "--config", str(path)]) == 1
+    assert capsys.readouterr().err.startswith("ticker: history: ")

@@ -22,6 +22,7 @@ def test_builtin_default_matches_the_contract(monkeypatch, tmp_path):
     assert settings.poller.providers[0] == "coingecko" and set(settings.poller.providers) == keyless
     assert settings.cache.url == "memory://"
     assert settings.cache.snapshot_path == tmp_path / "ticker" / "snapshot.json"
+    assert settings.history.path == tmp_path / "ticker" / "history.sqlite3" and settings.history.backfill
     assert settings.coins_by_symbol["ARRR"].ids["coingecko"] == "pirate-chain"
     assert settings.coins_by_symbol["XNO"].ids["coingecko"] == "nano"
 
@@ -36,6 +37,7 @@ def test_example_config_documents_the_defaults(monkeypatch, tmp_path):
     assert example.widget == default.widget
     assert example.cache.url == default.cache.url and example.cache.namespace == default.cache.namespace
     assert example.cache.snapshot_path == ROOT / "ticker-snapshot.json"
+    assert example.history.path == ROOT / "ticker-history.sqlite3" and example.history.backfill is True
     assert example.provider("coingecko") == default.provider("coingecko")
 
 
@@ -159,6 +161,9 @@ BAD_CONFIGS = [
     ('[widget]\ntheme = "pink"', "widget.theme: expected one of light, dark, auto, got 'pink'"),
     ('[widget]\nlocale = "xx_YY"', "widget.locale: unknown locale 'xx_YY'"),
     ('[widget]\ncss_file = "missing.css"', "widget.css_file: no such file"),
+    ("[history]\npath = 5", "history.path: expected a string, got 5"),
+    ('[history]\nbackfill = "yes"', "history.backfill: expected true or false, got 'yes'"),
+    ('[history]\npath = "."', "history.path: expected a file name, got the directory"),
     ("market = 3", "market: expected a table, got 3"),
 ]
 
@@ -248,7 +253,16 @@ DID_YOU_MEAN = [
         "providers.coingecko.plan: expected one of demo, pro, got 'demoo'; did you mean 'demo'?",
     ),
     ('[server]\nlog_format = "jsn"', "server.log_format: expected one of text, json, got 'jsn'; did you mean 'json'?"),
+    ("[history]\nbackfil = false", "history.backfil: unknown key; did you mean history.backfill?"),
+    ('[histroy]\npath = ""', "histroy: unknown key; did you mean history?"),
 ]
+
+
+def test_history_path_is_relative_to_the_config_file_and_empty_turns_it_off(tmp_path):
+    assert settings_from(tmp_path).history.path == tmp_path / "ticker-history.sqlite3"
+    assert settings_from(tmp_path, '[history]\npath = "data/h.db"').history.path == tmp_path / "data" / "h.db"
+    off = settings_from(tmp_path, '[history]\npath = ""\nbackfill = false').history
+    assert off.path is None and off.backfill is False
 
 
 @pytest.mark.parametrize(("text", "message"), DID_YOU_MEAN, ids=[m.split(":")[0] for _, m in DID_YOU_MEAN])

@@ -17,7 +17,6 @@ from datetime import datetime
 
 import anyio
 import httpx
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from ticker import __version__
@@ -65,9 +64,10 @@ def create_app(
     history: HistoryStore | None = None,
 ) -> Starlette:
     """The app with its lifespan. `clock` (wall, for timestamps), `monotonic` (holds, budgets, schedules)
-    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to serve
-    charts from (a test's, left open); else the lifespan opens the configured one (open_history), or, with
-    `demo`, charts show DemoHistory's simulated past, never stored."""
+    and `sleep` (the poller's) are injectable so tests can drive rounds by hand. `history`: a store to use
+    instead of the configured one (a test's; the app leaves it open); else the lifespan opens the configured
+    one. With `demo`, nothing is recorded, and charts show DemoHistory's simulated past unless `history` is
+    given."""
     shared = settings.cache.shared and not demo and store is None
     if store is None:
         # Demo prices must never land in the snapshot file (or the Redis) that real prices are restored from.
@@ -88,7 +88,7 @@ def create_app(
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
     views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
-    snapshots = store
+    snapshots = store  # the store, as the closures below see it (never None from here on)
 
     def snapshot_time() -> float:
         """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""
@@ -100,22 +100,15 @@ def create_app(
         quote = current.quote(symbol, currency) if current is not None else None
         return quote.price if quote is not None else None
 
-    if history is None and demo:
-        history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
-    own_history = history is None  # opened (and closed) by the lifespan
-    reads = HistoryReads(
+    injected = history
+    demo_history = DemoHistory(settings.market.coins, current_price, clock=lambda: clock().timestamp())
+    reads = HistoryReads(  # what charts read: opened by the lifespan unless injected or simulated
         lambda: snapshots.version,
         snapshot_time,
-        enabled=not own_history or settings.cache.shared or settings.history.path is not None,
-        store=history,
+        enabled=injected is not None or demo or settings.cache.shared or settings.history.path is not None,
+        store=injected if injected is not None else demo_history if demo else None,
     )
-    history_views = HistoryViews(
-        settings,
-        store,
-        reads,
-        ChartRenderer(),
-        demo=demo,
-    )
+    history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo)
     interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
@@ -126,9 +119,6 @@ def create_app(
         loaded = await store.load()
         if loaded is not None:
             logger.info("serving the saved snapshot of %s until the first poll", loaded.generated_at.isoformat())
-        sharing_redis = store.redis if isinstance(store, RedisSnapshotStore) else None
-        if own_history and reads.enabled:
-            reads.store = await _open_history(settings, sharing_redis)
         timeout = httpx.Timeout(settings.poller.timeout_seconds)
         headers = {"user-agent": USER_AGENT}
         async with httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers) as client:
@@ -138,16 +128,21 @@ def create_app(
                 if demo
                 else build_providers(settings, client, monotonic=monotonic, wall=lambda: clock().timestamp())
             )
-            # Demo prices never reach a history store (the demo's charts come from DemoHistory, never stored).
-            recording = None if demo else reads.store
-            views.history = recording
+            # Demo prices never reach the real history store either (the demo's history is simulated).
+            if demo:
+                history = None
+            elif injected is not None:
+                history = injected
+            else:
+                history = reads.store = await _open_history(settings, sharing)
+            views.history = history
             recorder = (
                 HistoryRecorder(
-                    recording,
+                    history,
                     [coin.symbol for coin in settings.market.live_coins],
                     settings.market.default_currency,
                 )
-                if recording is not None
+                if history is not None
                 else None
             )
             poller = Poller(
@@ -184,10 +179,10 @@ def create_app(
                 candle_sources(providers),
                 settings.market.live_coins,
                 settings.market.currencies,
-                recording if recording is not None else _NO_HISTORY,
+                history if history is not None else _NO_HISTORY,
                 interval=interval,
                 time_budget=max(interval, SIDE_WORK_SECONDS),
-                enabled=recording is not None and settings.history.backfill,
+                enabled=history is not None and settings.history.backfill,
                 wall=lambda: clock().timestamp(),
                 monotonic=monotonic,
             )
@@ -223,10 +218,10 @@ def create_app(
                 finally:
                     closing.set()
                     tasks.cancel_scope.cancel()
-            if own_history and reads.store is not None:
-                with anyio.move_on_after(1, shield=True):
-                    await reads.store.close()
+            if history is not None and injected is None:
                 reads.store = None
+                with anyio.move_on_after(1, shield=True):
+                    await history.close()
             if sharing is not None:
                 with anyio.move_on_after(1, shield=True):  # a silent Redis must not hold up shutdown
                     await lease.release()
@@ -235,14 +230,14 @@ def create_app(
     return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
 
 
-async def _open_history(settings: Settings, redis: Redis | None) -> HistoryStore | None:
+async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:
     """The price history store (in Redis beside the snapshots when they are shared, else the SQLite file at
-    history.path), or None when history is off or its file cannot be used: prices are served either way
-    (charts answer 503), and an unusable file is left as it is for the operator to look at."""
+    history.path), or None when history is off or its file cannot be used: prices are served either way,
+    and an unusable file is left as it is for the operator to look at."""
     try:
-        return await open_history(settings, redis=redis)
+        return await open_history(settings, redis=sharing.redis if sharing is not None else None)
     except HistoryError as err:
-        logger.error("price history off: %s; charts, /api/v1/history and changes over time need it", err)
+        logger.error("price history off: %s", err)
         return None
 
 

@@ -12,8 +12,10 @@ TICKER_REQUIRE_BROWSER=1, which turns a missing piece into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,9 +60,10 @@ SYMBOLS = ["BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "L
 INTERVAL = 2
 
 
-def require_browser() -> None:
-    """Skip the calling test module without the browser pieces, unless TICKER_REQUIRE_BROWSER=1 (CI) fails it."""
-    missing = missing_pieces()
+def require_browser(*fonts: str) -> None:
+    """Skip the calling test module without the browser pieces (and the font families named), unless
+    TICKER_REQUIRE_BROWSER=1 (CI) fails it."""
+    missing = missing_pieces(fonts)
     if missing:
         reason = "browser tests need " + "; ".join(missing)
         if os.environ.get("TICKER_REQUIRE_BROWSER") == "1":
@@ -68,9 +71,12 @@ def require_browser() -> None:
         pytest.skip(reason, allow_module_level=True)
 
 
-def missing_pieces() -> list[str]:
-    """What the browser tests need and this machine lacks."""
-    missing = []
+def missing_pieces(fonts: tuple[str, ...] = ()) -> list[str]:
+    """What the browser tests need and this machine lacks: Chromium, axe-core, and each font family in
+    `fonts` (without a font for a script Chromium draws boxes, and measures boxes)."""
+    missing = [
+        f"the font {font!r} (apt-get install fonts-noto-core fonts-noto-cjk)" for font in fonts if not has_font(font)
+    ]
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -80,6 +86,15 @@ def missing_pieces() -> list[str]:
     if not AXE_JS.is_file():
         missing.append(f"axe-core at {AXE_JS.relative_to(ROOT)} (cd tests/browser && npm ci)")
     return missing
+
+
+def has_font(family: str) -> bool:
+    """Whether fontconfig, where Chromium on Linux finds its fonts, knows the family."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    listed = subprocess.run([fc_list, family, "family"], capture_output=True, text=True, check=False).stdout
+    return bool(listed.strip())
 
 
 @pytest.fixture(scope="package")
@@ -125,12 +140,20 @@ CONTENT_PRICES: dict[str, dict[str, tuple[float, float | None]]] = {
 @pytest.fixture(scope="package")
 def content_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """`ticker serve` with CONTENT_MARKET, once every row is in its state: fresh, static, stale or unavailable."""
+    with serving_content(tmp_path_factory.mktemp("browser-content")) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def serving_content(directory: Path, widget: str = "") -> Iterator[Service]:
+    """`ticker serve` in `directory` with CONTENT_MARKET (and `widget`, lines of its [widget] table, such as
+    `locale = "en_XA"`), once every row is in its state: fresh, static, stale or unavailable."""
     with FakeUpstream() as fake:
         fake.coingecko.prices = CONTENT_PRICES
         fake.coinpaprika.prices = {"xmr-monero": {"usd": (163.21, 2.05), "jpy": (24611.0, 2.05)}}
         fake.coinpaprika.updated_at = int(time.time()) - 1200  # older than stale_after_seconds (300)
-        directory = tmp_path_factory.mktemp("browser-content")
-        config = write_config(directory, fake, INTERVAL, market=CONTENT_MARKET, providers=("coingecko", "coinpaprika"))
+        market = f"{CONTENT_MARKET}\n[widget]\n{widget}" if widget else CONTENT_MARKET
+        config = write_config(directory, fake, INTERVAL, market=market, providers=("coingecko", "coinpaprika"))
         with running(config) as service:
 
             def settled() -> bool:

@@ -11,13 +11,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeClock
+from tests.test_poller import poller_for
 from ticker.exceptions import HistoryError
 from ticker.history.base import Tick
 from ticker.history.memory import MemoryHistory
 from ticker.history.recorder import HistoryRecorder, percent_change
 from ticker.models import Candle, Coin, Quote
-from ticker.poller import Poller
-from ticker.store import SnapshotStore
 
 BTC = Coin("BTC", "Bitcoin", {"kraken": "XBTUSD"})
 ETH = Coin("ETH", "Ethereum", {"kraken": "ETHUSD", "gecko": "ethereum"})
@@ -46,21 +45,8 @@ class PriceList:
 
 
 def poller_with(store, provider, clock: FakeClock, coins=(BTC,), currencies=("usd",)):
-    snapshots = SnapshotStore()
     recorder = HistoryRecorder(store, [c.symbol for c in coins], currencies[0])
-    poller = Poller(
-        [provider],
-        snapshots,
-        coins,
-        list(currencies),
-        interval=60,
-        clock=clock,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-        random_fraction=lambda: 1.0,
-        max_jump_pct=None,
-        history=recorder,
-    )
+    poller, _ = poller_for([provider], clock, coins, currencies, max_jump_pct=None, history=recorder)
     return poller
 
 

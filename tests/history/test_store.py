@@ -75,7 +75,7 @@ async def test_duplicates_and_nonsense_are_never_stored(store):
     await store.append(ticks([DAY0 + 10, DAY0 + 20], [500.0, 1.0]))  # same times again: ignored
     bad = [math.nan, math.inf, -math.inf, 0.0, -5.0]
     await store.append(ticks([DAY0 + 30 + i for i in range(len(bad))], bad))
-    await store.append([Tick("BTC", "usd", math.nan, 7.0), Tick("BTC", "usd", -1.0, 7.0)])
+    await store.append([Tick("BTC", "usd", math.nan, 7.0), Tick("BTC", "usd", -1.0, 7.0), Tick("BTC", "usd", 5e9, 7.0)])
     (candle,) = await store.candles("BTC", "usd", "24h", DAY0 + 300)
     assert candle == Candle(DAY0, 300, 100.0, 101.0, 100.0, 101.0)
 

@@ -34,6 +34,12 @@ PRICES = [
     (25465862.9, "pkr", "en_US", f"PKR{NB}25,465,862.90", None),
     (80072.19, "pkr", "ur", f"Rs{NB}80,072.19", None),  # a letter symbol, not only ISO codes
     (80072.19, "usd", "zh_Hans_CN", "US$80,072.19", None),  # a symbol ending in "$" stays attached
+    # Right to left: a symbol of letters and a sign is marked left-to-right, or it shows as "$US"
+    (90917.04, "usd", "ar", f"\u200f90,917.04{NB}US$\u200e", None),
+    (13709330.22, "jpy", "ar_EG", f"\u200f13,709,330{NB}JP¥\u200e", None),
+    (90917.04, "usd", "ur_PK", "$90,917.04", None),  # a sign alone reads the same either way
+    (80072.19, "chf", "ar", f"\u200f80,072.19{NB}CHF", None),  # letters alone too
+    (90917.04, "usd", "de_DE", f"90.917,04{NB}$", None),
     (80072.19, "chf", "de_CH", f"CHF{NB}80'072.19", None),  # the locale's own space, not doubled
     (84123.55, "eur", "de_DE", f"84.123,55{NB}€", None),
     (90917.04, "usd", "en_US", "$90,917.04", None),

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import FULL_CONFIG, NOW, full_snapshot, quote, settings_from, snapshot_of
 from ticker.config.settings import PSEUDO_LOCALE, VISITOR_LOCALES
+from ticker.history.base import Tick
+from ticker.history.memory import MemoryHistory
 from ticker.models import ProviderStatus, Snapshot
 from ticker.render import i18n
 from ticker.render.i18n import LOCALE_DIR, catalog_for, language, pseudo
@@ -77,11 +79,12 @@ def test_pseudo_translation_keeps_placeholders_and_markup_and_changes_every_word
 
 # Words a page in the pseudo-locale may show in English: coin names and symbols, the brand, the data
 # sources' names, query parameter names and values (they are code), and CLDR's own English data for `en`
-# number and date formatting (currency names spoken to screen readers, month abbreviations).
+# number and date formatting (currency names spoken to screen readers, month abbreviations, the chart's range
+# lengths as CLDR units).
 ALLOWED_WORDS = {
     *"Bitcoin Ethereum Pirate Chain OpenVoiceCoin Nano BTC ETH ARRR OPENVC XNO ZZZ".split(),
-    *"ticker CoinGecko UTC US dollars euros Nov".split(),
-    *"coins currency theme layout locale usd eur list compact zzz".split(),
+    *"ticker CoinGecko UTC US dollars euros Nov hours days year".split(),
+    *"coins currency theme layout locale usd eur list compact zzz coin range max zz".split(),
 }
 
 
@@ -95,6 +98,35 @@ def visible_words(page: str) -> set[str]:
     return set(words) - ALLOWED_WORDS
 
 
+async def btc_history() -> MemoryHistory:
+    """A week of BTC in usd and eur, for the chart pages."""
+    history = MemoryHistory()
+    await history.append(
+        [Tick("BTC", c, NOW.timestamp() - 3600 * i, 90_000.0 + i) for i in range(170) for c in ("usd", "eur")]
+    )
+    return history
+
+
+# The chart pages each language test reads: a chart, one per kind of summary, too little history, a bad query.
+CHART_PAGES = {"/widget/chart?coin=BTC&range=7d": 200, "/widget/chart?coin=btc&range=max&currency=eur": 200}
+CHART_PAGES |= {"/widget/chart?coin=ETH&range=24h": 200, "/widget/chart?coin=BTC&range=zz": 400}
+
+
+async def chart_errors(make_client, tmp_path, locale: str = "") -> dict[str, str]:
+    """The chart's 404 (history off) and 503 (the store not open) pages, in `locale` (default: widget.locale)."""
+    query = f"?locale={locale}" if locale else ""
+    config = (tmp_path / "ticker.toml").read_text()
+    (tmp_path / "off").mkdir(exist_ok=True)
+    off = settings_from(tmp_path / "off", config + '[history]\npath = ""\n')
+    unopened = settings_from(tmp_path, config)
+    pages = {}
+    for settings, status in ((off, 404), (unopened, 503)):
+        response = await (await make_client(settings, full_snapshot())).get(f"/widget/chart{query}")
+        assert response.status_code == status
+        pages[f"/widget/chart {status}"] = response.text
+    return pages
+
+
 def unreachable_snapshot() -> Snapshot:
     """ETH stale while every provider fails, BTC from the demo source: the footer's other notes."""
     snap = snapshot_of(quote("BTC", 90917.04, source="demo"), quote("ETH", 3021.55, change=0.0001, age=400))
@@ -104,7 +136,7 @@ def unreachable_snapshot() -> Snapshot:
 
 async def test_pseudo_locale_leaves_no_english_word_on_any_page(make_client, tmp_path):
     settings = settings_from(tmp_path, FULL_CONFIG + f'[widget]\nlocale = "{PSEUDO_LOCALE}"\n')
-    client = await make_client(settings, full_snapshot())
+    client = await make_client(settings, full_snapshot(), history=await btc_history())
     pages = {
         **{f"/widget?layout={layout}": 200 for layout in ("list", "compact", "ticker")},
         "/widget?currency=eur&sparkline=1": 200,
@@ -112,6 +144,7 @@ async def test_pseudo_locale_leaves_no_english_word_on_any_page(make_client, tmp
         "/": 200,
         "/widget?coins=ZZZ": 400,
         "/widget/fragment?layout=zzz": 400,
+        **CHART_PAGES,
     }
     seen = {}
     for path, status in pages.items():
@@ -119,6 +152,9 @@ async def test_pseudo_locale_leaves_no_english_word_on_any_page(make_client, tmp
         assert response.status_code == status, path
         seen[path] = response.text
         assert visible_words(response.text) == set(), path
+    for path, text in (await chart_errors(make_client, tmp_path)).items():
+        assert visible_words(text) == set(), path
+    assert "[Ĥîĝĥ" in seen["/widget/chart?coin=BTC&range=7d"]  # the chart's words go through the catalog
     assert "Ŀ" not in seen["/"] and "ÀƁ" not in seen["/"]  # sanity: the accents are the pseudo map's own
     assert "[Ľàţéšţ Ṁàŕķéţ Þŕîçéš" in seen["/widget?layout=list"]  # the default title goes through the catalog
     for snapshot in (unreachable_snapshot(), None):
@@ -198,13 +234,18 @@ async def test_each_language_shows_no_english_ui_word_and_the_right_lang_and_dir
         f"/widget?coins=ZZZ&locale={name}": 400,
         f"/widget?layout=zzz&locale={name}": 400,
     }
-    client = await make_client(settings, full_snapshot())
+    pages |= {f"{path}&locale={name}": status for path, status in CHART_PAGES.items()}
+    client = await make_client(settings, full_snapshot(), history=await btc_history())
+    seen = {}
     for path, status in pages.items():
         response = await client.get(path)
         assert response.status_code == status, path
-        assert (visible_words(response.text) & ENGLISH_UI_WORDS) - allowed == set(), path
+        seen[path] = response.text
+    seen |= await chart_errors(make_client, tmp_path, name)
+    for path, text in seen.items():
+        assert (visible_words(text) & ENGLISH_UI_WORDS) - allowed == set(), path
         if "fragment" not in path:
-            assert f'<html lang="{tag}" dir="{direction}"' in response.text, path
+            assert f'<html lang="{tag}" dir="{direction}"' in text, path
     for snapshot in (unreachable_snapshot(), None):
         page = (await (await make_client(settings, snapshot)).get(f"/widget?locale={name}")).text
         assert (visible_words(page) & ENGLISH_UI_WORDS) - allowed == set()

@@ -88,6 +88,7 @@ def test_every_operation_fuzzed_against_the_running_service(service, schema, cap
     schema.validate()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert sorted(op.label for op in operations) == [
+        "GET /api/v1/history/{symbol}",
         "GET /api/v1/prices",
         "GET /api/v1/prices/{symbol}",
         "GET /api/v1/stream",
@@ -111,6 +112,7 @@ def test_every_operation_fuzzed_against_the_running_service(service, schema, cap
         print(f"\nschemathesis ({elapsed:.1f} s), statuses seen: {dict(statuses)}\n" + "\n".join(report))
     assert statuses["GET /api/v1/prices"].keys() >= {200, 400}
     assert statuses["GET /api/v1/prices/{symbol}"].keys() >= {200, 404}
+    assert statuses["GET /api/v1/history/{symbol}"].keys() >= {200, 400, 404}
     assert statuses["GET /healthz"].keys() == {200} and statuses["GET /readyz"].keys() == {200}
 
 

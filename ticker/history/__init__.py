@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 
     from ticker.config import Settings
     from ticker.history.base import HistoryStore
+    from ticker.history.memory import MemoryHistory
+    from ticker.history.redis import RedisHistory
+    from ticker.history.sqlite import SqliteHistory
+
+    def _every_backend_is_a_store(a: MemoryHistory, b: SqliteHistory, c: RedisHistory) -> list[HistoryStore]:
+        return [a, b, c]  # mypy checks each against the protocol
 
 
 async def open_history(settings: Settings, *, redis: Redis | None = None) -> HistoryStore | None:

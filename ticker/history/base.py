@@ -21,6 +21,7 @@ RANGES: Mapping[str, int | None] = MappingProxyType(
     {"24h": 86_400, "7d": 604_800, "30d": 2_592_000, "1y": 31_536_000, "max": None}
 )
 MAX_POINTS = 500  # buckets one `candles` call returns at most
+LATEST = 4_102_444_800  # 2100-01-01 UTC: a later time is nonsense (and past 32-bit bucket starts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,8 @@ class Tick:
 
     @property
     def valid(self) -> bool:
-        """A finite positive price at a finite positive time: anything else is never stored."""
-        return math.isfinite(self.at) and self.at > 0 and math.isfinite(self.price) and self.price > 0
+        """A finite positive price at a time after 1970 and before 2100: anything else is never stored."""
+        return 0 < self.at < LATEST and math.isfinite(self.price) and self.price > 0
 
 
 class HistoryStore(Protocol):

@@ -2,8 +2,8 @@
 
 It follows the HistoryStore protocol read-only: `append`, `add_candles` and `prune` keep nothing, so
 simulated prices never reach a real history file or Redis. The past is a deterministic function of
-time: the log-price is a sum of value-noise octaves (periods of 5 minutes doubling up to about a
-year, amplitudes growing with the square root of the period, as a random walk's do), seeded by the
+time: the log-price is a sum of value-noise octaves (periods of 5 minutes doubling up to about three
+months, amplitudes growing with the square root of the period, as a random walk's do), seeded by the
 coin's symbol. So every range agrees with every other (the 24 h chart is the last day of the 7 d
 one), two runs draw the same charts, and the shape is the same in every currency. Each series ends
 at the coin's current demo price (`current`, from the snapshot; else the demo table's starting
@@ -31,7 +31,7 @@ SPAN_DAYS = 730  # how far back the demo's past goes ("max")
 DAILY_SIGMA = 0.035  # a crypto coin's typical daily move (log-price), a random walk's scale
 STABLE_SIGMA = 0.0003  # a stablecoin's wobble around its peg, at every scale
 FINEST = 300  # the shortest octave's period (seconds): finer than any chart bucket
-OCTAVES = 17  # periods 300 s * 2**k: 5 minutes to about 1.2 years
+OCTAVES = 15  # periods 300 s * 2**k: 5 minutes to about 3.3 months
 _MASK = (1 << 64) - 1
 
 Current = Callable[[str, str], float | None]  # (symbol, currency) -> the current price, if known
@@ -102,7 +102,7 @@ class DemoHistory:
     def _walk(self, symbol: str, anchor: float, now: float) -> Callable[[float], float]:
         """price(t) for this coin, equal to `anchor` at `now`."""
         known = self._coins[symbol]
-        base = zlib.crc32(symbol.encode()) ^ (self._seed << 32)
+        base = _seed_key(self._seed, symbol)
         octaves = 9 if known.stable else OCTAVES  # a peg does not wander: no long periods
         amplitudes = [_amplitude(known.stable, FINEST << k) for k in range(octaves)]
         level = _noise(base, now, amplitudes)
@@ -112,9 +112,9 @@ class DemoHistory:
         """One bucket: open and close from the walk, high and low a seeded wick beyond them."""
         known = self._coins[symbol]
         spread = _amplitude(known.stable, seconds) * 0.6
-        key = zlib.crc32(symbol.encode()) * 31 + seconds
-        high = max(open_, close) * math.exp(spread * abs(_unit(key * 1_000_003 + start)))
-        low = min(open_, close) * math.exp(-spread * abs(_unit(key * 1_000_033 + start)))
+        key = _seed_key(self._seed, f"{symbol}/{seconds}")
+        high = max(open_, close) * math.exp(spread * abs(_unit(key ^ start)))
+        low = min(open_, close) * math.exp(-spread * abs(_unit(key ^ (start * 0xC2B2AE3D27D4EB4F))))
         return Candle(start, seconds, open_, high, low, close)
 
 
@@ -127,7 +127,7 @@ def _amplitude(stable: bool, period: float) -> float:
     """An octave's amplitude (log-price): a random walk's spread over the period, tamed for a peg."""
     if stable:
         return STABLE_SIGMA
-    return DAILY_SIGMA * math.sqrt(period / DAY) * 0.7
+    return DAILY_SIGMA * math.sqrt(period / DAY) * 0.6
 
 
 def _noise(base: int, t: float, amplitudes: Sequence[float]) -> float:
@@ -136,14 +136,19 @@ def _noise(base: int, t: float, amplitudes: Sequence[float]) -> float:
     for k, amplitude in enumerate(amplitudes):
         x = t / (FINEST << k)
         n = math.floor(x)
-        key = (base * 64 + k) << 40
-        left, right = _unit(key + n), _unit(key + n + 1)
+        key = base ^ (k * 0x9E3779B97F4A7C15)
+        left, right = _unit(key ^ (n * 0xC2B2AE3D27D4EB4F)), _unit(key ^ ((n + 1) * 0xC2B2AE3D27D4EB4F))
         total += amplitude * (left + (right - left) * (x - n))
     return total
 
 
+def _seed_key(seed: int, name: str) -> int:
+    """64 bits from a seed and a name (two CRC-32s): where a series' knots start."""
+    return (zlib.crc32(f"{seed}:{name}".encode()) << 32) | zlib.crc32(f"{name}:{seed}".encode())
+
+
 def _unit(key: int) -> float:
-    """A deterministic number in [-1, 1) for an integer (splitmix64's finaliser)."""
+    """A deterministic number in [-1, 1) for an integer, its low 64 bits mixed by splitmix64's finaliser."""
     z = (key + 0x9E3779B97F4A7C15) & _MASK
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK

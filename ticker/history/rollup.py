@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ticker.history.base import MAX_POINTS, RANGES
+from ticker.history.base import LATEST, MAX_POINTS, RANGES
 from ticker.models import Candle
 
 DAY = 86_400
@@ -114,8 +114,8 @@ def candle_problem(candle: Candle) -> str | None:
     """Why a backfilled candle cannot be stored (None: it can): it must nest in our buckets and be sane."""
     if not (isinstance(candle.seconds, int) and 0 < candle.seconds <= DAY and DAY % candle.seconds == 0):
         return f"length {candle.seconds!r} s does not divide a day"
-    if not isinstance(candle.start, int) or candle.start <= 0 or candle.start % candle.seconds:
-        return f"start {candle.start!r} is not a positive multiple of its length"
+    if not isinstance(candle.start, int) or not 0 < candle.start < LATEST or candle.start % candle.seconds:
+        return f"start {candle.start!r} is not a multiple of its length between 1970 and 2100"
     prices = (candle.open, candle.high, candle.low, candle.close)
     if not all(math.isfinite(p) and p > 0 for p in prices):
         return "a price is not a finite positive number"

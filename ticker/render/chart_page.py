@@ -162,7 +162,7 @@ class ChartRenderer:
 
         summary = lang.gettext(SUMMARIES[options.range]) % {
             "name": coin.name,
-            "date": day_text(points[0][0], lang),
+            "date": day_text(first_at - (1 if seconds >= DAY else 0), lang),  # the Start's day
             "first": price(first),
             "last": price(last),
             "high": price(high.high),
@@ -253,19 +253,19 @@ def axis_text(at: int, seconds: int, locale: str) -> str:
 def crosshair_data(
     points: Sequence[tuple[int, float]], currency: str, locale: str, low: float, high: float, *, with_time: bool
 ) -> dict[str, str]:
-    """The data- attributes chart.js reads: prices as displayed (p), times in minutes as the first and then
-    steps (t), the prices at the plot's bottom and top edges (s: the band from `low` to `high` plus chart.PAD
-    each side), the locale (l), the ISO currency (c) or a unit shown after the number (u), and whether
-    dates carry a time (d)."""
+    """The data- attributes chart.js reads: prices as displayed (p); times in minutes, the first and then the
+    steps, a repeat written "step*count" (t: "29596340 30*335 20"); the prices at the plot's bottom and top
+    edges (s: the band from `low` to `high` plus chart.PAD each side); the locale (l); the ISO currency (c)
+    or a unit shown after the number (u); and whether dates carry a time (d)."""
     digits = currency_digits(currency)
     prices = " ".join(format(display_decimal(price, digits), "f") for _, price in points)
     minutes = [at // 60 for at, _ in points]
-    steps = [str(minutes[0])] + [str(b - a) for a, b in zip(minutes, minutes[1:], strict=False)]
+    steps = run_lengths([minutes[0]] + [b - a for a, b in zip(minutes, minutes[1:], strict=False)])
     band = high - low
     extend = band * PAD / (1 - 2 * PAD) if math.isfinite(band) and band > 0 else max(low, 1.0)  # flat: the middle
     data = {
         "p": prices,
-        "t": " ".join(steps),
+        "t": steps,
         "s": f"{low - extend!r} {high + extend!r}",
         "l": locale.replace("_", "-"),
     }
@@ -276,3 +276,14 @@ def crosshair_data(
     if with_time:
         data["d"] = "1"
     return data
+
+
+def run_lengths(values: Sequence[int]) -> str:
+    """Integers, space-separated, a run of one value as "value*count": [5, 30, 30, 30, 2] -> "5 30*3 2"."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return " ".join(f"{value}*{count}" if count > 1 else str(value) for value, count in runs)

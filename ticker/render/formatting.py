@@ -6,7 +6,8 @@ currency, 4 significant digits without trailing zeros (0.1412 · 0.0042 ·
 0.00000712), so a sub-cent token never shows as "$0.00". Below 0.0001 the
 widget may ask for the subscript-zero form (0.0₅712). A letter code gets
 CLDR's currency spacing (`CHF 80,072.19`, a no-break space), which Babel does
-not apply by itself. A change that rounds to 0.00 % has no direction.
+not apply by itself. In a right-to-left locale a symbol such as "US$" is
+followed by a left-to-right mark, so it is not drawn as "$US". A change that rounds to 0.00 % has no direction.
 
 Every function here is total: any float (nan, ±inf, -0.0, 1e308,
 subnormals) gives a string, never an exception; unknown is "—", never 0.
@@ -52,6 +53,7 @@ Direction = Literal["up", "down", "flat", "unknown"]
 _WIDE = decimal.Context(prec=800, rounding=ROUND_HALF_EVEN, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 _SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 NBSP = "\u00a0"
+LRM = "\u200e"  # LEFT-TO-RIGHT MARK
 
 
 def currency_digits(currency: str) -> int:
@@ -178,6 +180,9 @@ def _format_price(value: float, currency: str, locale: str, subscript: bool) -> 
             code = currency.upper()
             pattern = _with_decimals(_currency_pattern(locale, code), decimals)
             text = format_currency(amount, code, format=pattern, locale=locale, currency_digits=False)
+            marked = _symbol_marked(locale, code)
+            if marked is not None:
+                text = text.replace(*marked, 1)
     if subscript and amount < SUBSCRIPT_BELOW:
         zeros = -amount.adjusted() - 1  # 0.00000712: adjusted -6, five zeros after the point
         point = "0" + get_decimal_symbol(locale)
@@ -212,6 +217,21 @@ def _currency_pattern(locale: str, code: str) -> str:
     if _needs_space(symbol[0]):
         pattern = re.sub(r"(?<=[#0])¤", NBSP + "¤", pattern, count=1)
     return pattern
+
+
+@lru_cache(maxsize=1024)
+def _symbol_marked(locale: str, code: str) -> tuple[str, str] | None:
+    """In a right-to-left locale, a currency symbol of Latin letters that ends in a sign ("US$", "JP¥"), and
+    the same with a left-to-right mark after it; else None. Without the mark the Unicode bidi algorithm
+    draws the sign on the letters' other side ("$US" in Arabic, as browsers show ICU's own output too)."""
+    if Locale.parse(locale).character_order != "right-to-left":
+        return None
+    symbol = str(get_currency_symbol(code, locale=locale))
+    if not symbol or unicodedata.bidirectional(symbol[-1]) == "L":
+        return None
+    if not any(unicodedata.bidirectional(char) == "L" for char in symbol):
+        return None
+    return symbol, symbol + LRM
 
 
 def _needs_space(char: str) -> bool:

@@ -217,10 +217,9 @@ def _schemas(symbols: list[str], currencies: list[str]) -> dict[str, Any]:
                     "maxItems": MAX_POINTS,
                     "items": {
                         "type": "array",
-                        "prefixItems": [
-                            {"type": "integer", "description": "Unix seconds (UTC) the price stood at."},
-                            {"type": "number", "exclusiveMinimum": 0, "description": "The price, unrounded."},
-                        ],
+                        "description": "[unix_seconds, price]: a whole number of seconds (UTC), then the price, "
+                        "unrounded and positive.",
+                        "items": {"type": "number", "exclusiveMinimum": 0},
                         "minItems": 2,
                         "maxItems": 2,
                     },

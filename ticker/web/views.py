@@ -157,8 +157,9 @@ class Views:
         except QueryError:
             pass
         lang = language(locale)
-        # A QueryError in the catalog's words; any other message as the catalog has it, else as is.
-        message = err.translated(lang) if isinstance(err, QueryError) else lang.gettext(str(err))
+        message = (
+            err.translated(lang) if isinstance(err, QueryError) else lang.gettext(str(err))
+        )  # a catalog's, or as is
         return HTMLResponse(self._renderer.error(message, locale), status, headers=COMMON_HEADERS | API_HEADERS)
 
     async def icon(self, request: Request) -> Response:

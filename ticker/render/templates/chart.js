@@ -1,10 +1,10 @@
 (()=>{const d=document,p=parent!==window,h=()=>{p&&parent.postMessage({type:"ticker:height",height:Math.ceil(d.documentElement.getBoundingClientRect().height),title:d.title},"*")};
 window.ResizeObserver&&new ResizeObserver(h).observe(d.body);addEventListener("load",h);h();
 const f=d.querySelector(".tc-fig");if(!f)return;const g=f.dataset,P=g.p.split(" "),S=g.s.split(" ").map(Number),T=[];let m=0;
-for(const s of g.t.split(" "))T.push(m+=+s);const a=T[0],b=T[T.length-1]-a||1,k=f.querySelector(".tc-plot"),x=k.querySelector(".tc-x"),o=k.querySelector(".tc-tip");
+for(const s of g.t.split(" ")){const[v,n=1]=s.split("*");for(let i=0;i<n;i++)T.push(m+=+v)}const a=T[0],b=T[T.length-1]-a||1,k=f.querySelector(".tc-plot"),x=k.querySelector(".tc-x"),o=k.querySelector(".tc-tip");
 const D=new Intl.DateTimeFormat(g.l,g.d?{month:"short",day:"numeric",hour:"2-digit",minute:"2-digit",hourCycle:"h23",timeZone:"UTC"}:{year:"numeric",month:"short",day:"numeric",timeZone:"UTC"});
 const N=v=>{const n=(v.split(".")[1]||"").length,c=g.c?{style:"currency",currency:g.c}:{};return new Intl.NumberFormat(g.l,{...c,minimumFractionDigits:n,maximumFractionDigits:n}).format(+v)+(g.u?"\u00a0"+g.u:"")};
 k.addEventListener("pointermove",e=>{const r=k.getBoundingClientRect(),t=a+(e.clientX-r.left)/r.width*b;let i=0;for(let j=1;j<T.length;j++)if(Math.abs(T[j]-t)<Math.abs(T[i]-t))i=j;
 const X=(T[i]-a)/b*r.width;x.style.left=X+"px";x.firstChild.style.top=(S[1]-P[i])/(S[1]-S[0])*100+"%";
-o.textContent=N(P[i])+" · "+D.format(T[i]*6e4-(g.d?0:1e3))+(g.d?" UTC":"");x.hidden=o.hidden=!1;const w=o.offsetWidth/2;o.style.left=Math.min(Math.max(X,w),r.width-w)+"px"});
+o.textContent=N(P[i])+" · "+D.format(T[i]*6e4-(g.d?0:1e3))+(g.d?" UTC":"");x.hidden=o.hidden=!1;const w=o.getBoundingClientRect().width/2;o.style.left=Math.min(Math.max(X,w),r.width-w)+"px"});
 k.addEventListener("pointerleave",()=>{x.hidden=o.hidden=!0})})();
