@@ -13,12 +13,14 @@ import time
 from collections import Counter
 from datetime import datetime
 
+import anyio
 import pytest
-import redis
+from redis.asyncio import Redis
 
 from tests.fake_upstream import Call, FakeUpstream, body_of
 from tests.redis_server import require_redis_server
 from tests.service import Service, free_port, running, wait_until, write_config
+from ticker.history.redis import RedisHistory
 
 pytestmark = pytest.mark.e2e
 
@@ -157,9 +159,18 @@ def test_a_429_on_a_candle_endpoint_holds_that_provider_while_prices_and_backfil
     assert service.log.read_text().count("provider binance failing: HTTP 429") == 1
 
 
-def raw_ticks(client: redis.Redis, namespace: str, symbol: str) -> list[float]:
-    """The times of every quote recorded for `symbol` in usd: the store's raw tier (tests the handover)."""
-    return [score for _, score in client.zrange(f"{namespace}:history:{symbol}:usd:raw", 0, -1, withscores=True)]
+def unrecorded(url: str, namespace: str, symbol: str, moments: list[float], tolerance: float) -> list[float]:
+    """The moments with no recorded usd quote of `symbol` within `tolerance` seconds, read from Redis
+    through the store's own class, as another instance would read it."""
+
+    async def read() -> list[float]:
+        store = RedisHistory(Redis.from_url(url), namespace, owns_client=True)
+        try:
+            return [at for at in moments if await store.price_at(symbol, "usd", at, tolerance) is None]
+        finally:
+            await store.close()
+
+    return anyio.run(read)
 
 
 def lease(service: Service) -> str:
@@ -179,7 +190,6 @@ def test_two_instances_on_redis_serve_one_history_and_a_handover_loses_no_point(
         )
 
     services = [Service(config(f"r{i}.toml"), free_port()) for i in range(2)]
-    client = redis.Redis.from_url(redis_server.url)
     try:
         for service in services:
             service.wait_ready()
@@ -197,14 +207,15 @@ def test_two_instances_on_redis_serve_one_history_and_a_handover_loses_no_point(
         holder.proc.wait(timeout=5)
         stopped = time.time()
         wait_until(lambda: lease(follower) == "holder", 2 * INTERVAL + 0.5, "the takeover")
-        wait_until(lambda: raw_ticks(client, "hist", "BTC")[-1] >= stopped + 3 * INTERVAL, 6, "points after it")
-        ticks = raw_ticks(client, "hist", "BTC")
-        gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
-        assert max(gaps) <= 2 * INTERVAL + 1, ticks  # two intervals, in the whole seconds CoinGecko stamps
+        after = stopped + 3 * INTERVAL
+        wait_until(lambda: not unrecorded(redis_server.url, "hist", "BTC", [after], 0.5), 6, "points after it")
+        # Every moment around the handover lies within 1.5 s of a quote: no gap over 2 intervals (+1 s, as
+        # CoinGecko stamps whole seconds).
+        moments = [stopped - 2 + 0.25 * i for i in range(int((after - stopped + 2) * 4) + 1)]
+        assert unrecorded(redis_server.url, "hist", "BTC", moments, 1.5 * INTERVAL) == []
         assert points(follower, "BTC", "30d")[0][0] <= generated_at(follower) - 30 * DAY + 4 * HOUR
         assert spans(upstream) == backfilled  # the new holder found the past in Redis: nothing fetched again
     finally:
-        client.close()
         for service in services:
             service.stop()
     for service in services:
