@@ -110,12 +110,14 @@ def write_config(
     cache: str = 'snapshot_path = "state/snapshot.json"',
     history: str = "",
     name: str = "ticker.toml",
+    timeout: float = 1,
 ) -> Path:
     """A config whose providers all point at the fake upstream: no test ever reaches a real API.
 
     Every provider's base_url is the fake's, with a test budget (a 1 s interval would leave the published
     keyless budgets nothing beyond the price rounds). `providers`: poller.providers, None for the built-in
-    default (all five keyless ones); `market=""`: the built-in default coins; `history`: lines of [history].
+    default (all five keyless ones); `market=""`: the built-in default coins; `history`: lines of [history];
+    `timeout`: poller.timeout_seconds (a longer one keeps a loaded test machine from failing rounds over).
     """
     config = tmp_path / name
     listed = "" if providers is None else f"providers = {list(providers)!r}"
@@ -123,7 +125,7 @@ def write_config(
 {market}
 [poller]
 interval_seconds = {interval}
-timeout_seconds = 1
+timeout_seconds = {timeout}
 {listed}
 {poller}
 [providers.coingecko]

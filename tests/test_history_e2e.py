@@ -25,6 +25,7 @@ from ticker.history.redis import RedisHistory
 pytestmark = pytest.mark.e2e
 
 INTERVAL = 1.0
+TIMEOUT = 4.0  # a request may take long on a loaded machine; a round that fails over would change the story
 HOUR, DAY = 3_600, 86_400
 CANDLE_PATHS = ("/0/public/OHLC", "/api/v3/klines", "/candles", "/market_chart")
 PRICE_PATHS = ("/api/v3/simple/price", "/v1/tickers", "/0/public/Ticker", "/api/v3/ticker/24hr", "/stats")
@@ -73,7 +74,7 @@ def price_requests(upstream: FakeUpstream, name: str) -> int:
 
 def test_the_default_config_backfills_every_default_coin_and_keeps_it_over_a_restart(tmp_path, upstream):
     upstream.serve_default_coins()
-    config = write_config(tmp_path, upstream, INTERVAL, market="", providers=None)
+    config = write_config(tmp_path, upstream, INTERVAL, market="", providers=None, timeout=TIMEOUT)
 
     with running(config) as service:
         started = time.monotonic()
@@ -125,7 +126,9 @@ def test_a_429_on_a_candle_endpoint_holds_that_provider_while_prices_and_backfil
         429, body_of("binance_error_429.constructed.json"), {"retry-after": str(hold)}, path="/api/v3/klines"
     )
     market = '[market]\ncoins = ["BTC", "ETH"]'
-    config = write_config(tmp_path, upstream, INTERVAL, market=market, providers=("binance", "kraken", "coingecko"))
+    config = write_config(
+        tmp_path, upstream, INTERVAL, market=market, providers=("binance", "kraken", "coingecko"), timeout=TIMEOUT
+    )
     with running(config) as service:
         limited = wait_until(
             lambda: next((c.at for c in list(upstream.binance.calls) if c.status == 429), None), 3, "the 429"
@@ -186,7 +189,14 @@ def test_two_instances_on_redis_serve_one_history_and_a_handover_loses_no_point(
         cache = f'url = "{redis_server.url}"\nnamespace = "hist"\nsnapshot_path = "{name}.snapshot.json"'
         market = '[market]\ncoins = ["BTC", "ETH"]'
         return write_config(
-            tmp_path, upstream, INTERVAL, market=market, providers=("coingecko", "binance"), cache=cache, name=name
+            tmp_path,
+            upstream,
+            INTERVAL,
+            market=market,
+            providers=("coingecko", "binance"),
+            cache=cache,
+            name=name,
+            timeout=TIMEOUT,
         )
 
     services = [Service(config(f"r{i}.toml"), free_port()) for i in range(2)]
