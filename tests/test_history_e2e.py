@@ -90,9 +90,14 @@ def test_the_default_config_backfills_every_default_coin_and_keeps_it_over_a_res
         took = time.monotonic() - started
         at = generated_at(service)
         assert [c["source"] for c in body.values()] == ["coingecko"] * 11  # the price's provider, not the past's
+        from_coingecko = {"XMR", "WAVES", "ARRR"}  # the coins only CoinGecko had room for (see below)
         for symbol, coin in body.items():  # our change is the one the upstream's past gives
             then = upstream.past_price(symbol, coin["price"], at - 7 * DAY)
-            assert coin["change_7d_pct"] == pytest.approx((coin["price"] / then - 1) * 100, abs=0.6), symbol
+            # Within half an hour's move of the fake's past (at most 0.9 % an hour: hourly buckets, the nearest
+            # one taken); CoinGecko's hourly points, a little past each hour, are stored as the close of the
+            # hour that follows, an hour late, so up to an hour and a half there.
+            near = 1.5 if symbol in from_coingecko else 0.6
+            assert coin["change_7d_pct"] == pytest.approx((coin["price"] / then - 1) * 100, abs=near), symbol
             week, month = points(service, symbol, "7d"), points(service, symbol, "30d")
             assert week[0][0] <= at - 7 * DAY + 2 * HOUR and len(week) >= 7 * 24, symbol
             assert month[0][0] <= at - 30 * DAY + 4 * HOUR, symbol
@@ -147,18 +152,20 @@ def test_a_429_on_a_candle_endpoint_holds_that_provider_while_prices_and_backfil
 
         body = wait_until(from_history, 3, "kraken's coins with changes from the backfilled history")
         at = generated_at(service)
-        for symbol, coin in body.items():
+        for symbol, coin in body.items():  # from CoinGecko's hourly points: see the default test on their hour
             then = upstream.past_price(symbol, 90917.04 if symbol == "BTC" else 3021.5512, at - DAY)
-            assert coin["change_24h_pct"] == pytest.approx((coin["price"] / then - 1) * 100, abs=0.6), symbol
+            assert coin["change_24h_pct"] == pytest.approx((coin["price"] / then - 1) * 100, abs=1.5), symbol
         assert points(service, "BTC")[0][0] <= at - 7 * DAY + 2 * HOUR
-        assert spans(upstream) == {
+        expected = {
             ("binance", "BTCUSDT", HOUR): 1,  # the 429
             **{("coingecko", coin, s): 1 for coin in ("bitcoin", "ethereum") for s in (HOUR, DAY)},
         }
+        wait_until(lambda: spans(upstream) == expected, 3, "each span asked once, Binance's 429 the only retry")
         # After Retry-After, Binance prices its coins again; nothing was sent to it inside the hold.
         wait_until(lambda: {c["source"] for c in coins(service).values()} == {"binance"}, hold + 2.5, "binance back")
         inside = [c for c in upstream.binance.calls if limited + 0.3 < c.at < limited + hold - 0.2]
         assert inside == []
+        assert spans(upstream) == expected  # the finished backfill asks Binance nothing after the hold
     assert service.log.read_text().count("provider binance failing: HTTP 429") == 1
 
 
@@ -209,8 +216,15 @@ def test_two_instances_on_redis_serve_one_history_and_a_handover_loses_no_point(
         # Both serve the same backfilled week, which only the holder fetched: one request per span.
         wait_until(lambda: all(len(points(s, "BTC")) >= 7 * 24 for s in services), 8, "a week on both")
         wait_until(lambda: len({s.get("/api/v1/history/ETH?range=30d").content for s in services}) == 1, 3, "one chart")
+
+        def a_year_back() -> bool:
+            return all(
+                points(s, c, "1y")[0][0] <= generated_at(s) - 362 * DAY for s in services for c in ("BTC", "ETH")
+            )
+
+        wait_until(a_year_back, 3, "a year back for both coins, stored")
         backfilled = {("binance", pair, s): 1 for pair in ("BTCUSDT", "ETHUSDT") for s in (HOUR, DAY)}
-        wait_until(lambda: spans(upstream) == backfilled, 3, "a year back for both coins")
+        assert spans(upstream) == backfilled
 
         # The holder dies without a word: the follower takes the lease, and the series goes on without a gap.
         holder.proc.send_signal(signal.SIGKILL)
