@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -105,19 +105,28 @@ def write_config(
     interval: float,
     *,
     market: str = MARKET,
-    providers=("coingecko",),
+    providers: Sequence[str] | None = ("coingecko",),
     poller: str = "",
     cache: str = 'snapshot_path = "state/snapshot.json"',
+    history: str = "",
     name: str = "ticker.toml",
+    timeout: float = 1,
 ) -> Path:
-    """A config whose providers all point at the fake upstream: no test ever reaches a real API."""
+    """A config whose providers all point at the fake upstream: no test ever reaches a real API.
+
+    Every provider's base_url is the fake's, with a test budget (a 1 s interval would leave the published
+    keyless budgets nothing beyond the price rounds). `providers`: poller.providers, None for the built-in
+    default (all five keyless ones); `market=""`: the built-in default coins; `history`: lines of [history];
+    `timeout`: poller.timeout_seconds (a longer one keeps a loaded test machine from failing rounds over).
+    """
     config = tmp_path / name
+    listed = "" if providers is None else f"providers = {list(providers)!r}"
     config.write_text(f"""
 {market}
 [poller]
 interval_seconds = {interval}
-timeout_seconds = 1
-providers = {list(providers)!r}
+timeout_seconds = {timeout}
+{listed}
 {poller}
 [providers.coingecko]
 base_url = "{upstream.coingecko_url}"
@@ -126,8 +135,19 @@ requests_per_minute = 600
 base_url = "{upstream.coinpaprika_url}"
 requests_per_minute = 600
 requests_per_month = 100000000
+[providers.kraken]
+base_url = "{upstream.kraken_url}"
+requests_per_minute = 600
+[providers.binance]
+base_url = "{upstream.binance_url}"
+requests_per_minute = 600
+[providers.coinbase]
+base_url = "{upstream.coinbase_url}"
+requests_per_minute = 6000
 [cache]
 {cache}
+[history]
+{history}
 """)
     return config
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -69,13 +69,13 @@ def clock_at(unix: int) -> FakeClock:
     return clock
 
 
-def backfill(sources, coins, store, clock: FakeClock, currencies=("usd",), **kwargs) -> Backfill:
+def backfill(sources, coins, store, clock: FakeClock, currencies=("usd",), interval=60, **kwargs) -> Backfill:
     return Backfill(
         sources,
         coins,
         list(currencies),
         store,
-        interval=60,
+        interval=interval,
         time_budget=30,
         wall=lambda: clock().timestamp(),
         monotonic=clock.monotonic,
@@ -294,6 +294,44 @@ async def test_a_price_round_runs_on_schedule_while_a_backfill_request_hangs():
                         clock.advance(60)
                 assert work.passes == 0  # the backfill request still hangs
                 tasks.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("interval", "from_kraken"), [(1.0, False), (60.0, True)])
+async def test_a_backfill_request_never_takes_the_pacing_slot_of_the_next_price_round(
+    respx_mock, interval, from_kraken
+):
+    """Kraken spaces requests a second apart. At a 1 s interval a candle request half-way between rounds
+    would make the next round's /Ticker wait for its slot (or miss it), so the backfill asks the next
+    source; at 60 s there is room, and Kraken serves it. Either way the round starts its request at once."""
+    clock = FakeClock()
+    ohlc = respx_mock.get(OHLC).mock(side_effect=kraken_answers)
+    ticker = respx_mock.get(TICKER).respond(200, content=fixture_bytes("kraken_ticker.json"))
+    klines = respx_mock.get(KLINES).respond(200, content=fixture_bytes("binance_klines_btcusdt_1h.constructed.json"))
+    store = FakeHistory()
+    async with httpx.AsyncClient() as client:
+        kraken = make_provider(Kraken, client, monotonic=clock.monotonic, sleep=clock.sleep, interval=interval)
+        binance = make_provider(Binance, client, monotonic=clock.monotonic, sleep=clock.sleep, interval=interval)
+        poller = Poller(
+            [kraken, binance],
+            SnapshotStore(),
+            [BTC],
+            ["usd"],
+            interval=interval,
+            timeout=1,
+            clock=clock,
+            monotonic=clock.monotonic,
+            sleep=clock.sleep,
+        )
+        await poller.run_once()
+        clock.advance(interval / 2)  # the backfill's pass, half-way between rounds
+        await backfill(candle_sources([kraken, binance]), [BTC], store, clock, interval=interval).run_once()
+        assert ohlc.called is from_kraken and klines.called is not from_kraken
+        assert store.candles[("BTC", "usd")]  # filled either way
+        clock.now = max(clock.now, NOW + timedelta(seconds=interval))  # the next round is due
+        slept = len(clock.slept)
+        snapshot = await poller.run_once()
+        assert snapshot.quote("BTC", "usd").source == "kraken" and ticker.call_count == 2
+        assert clock.slept[slept:] == []  # the round's Kraken request did not wait for a pacing slot
 
 
 async def test_a_history_that_reaches_back_is_not_asked_again_after_a_restart(respx_mock):

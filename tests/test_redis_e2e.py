@@ -17,6 +17,7 @@ pytestmark = pytest.mark.e2e
 require_redis_server()
 
 INTERVAL = 1.0
+PRICES = "/api/v3/simple/price"
 
 
 def shared_config(tmp_path, upstream, redis_url, name, *, poller="stale_after_seconds = 30"):
@@ -31,9 +32,10 @@ def shared_config(tmp_path, upstream, redis_url, name, *, poller="stale_after_se
 
 
 def upstream_rate(upstream: FakeUpstream, seconds: float) -> int:
-    before = upstream.coingecko.requests
+    """Price requests (one per round) in `seconds`; side work (metadata, backfills) has its own budget share."""
+    before = len(upstream.coingecko.asked(PRICES))
     time.sleep(seconds)
-    return upstream.coingecko.requests - before
+    return len(upstream.coingecko.asked(PRICES)) - before
 
 
 def lease(service: Service) -> str:

@@ -167,8 +167,21 @@ class Poller:
             await self._sleep(max(due - self._monotonic(), 0.0))
 
     async def run_once(self) -> Snapshot:
-        now = self._clock()
+        """One price round; while it runs, and until the next one is due, side requests leave the sessions'
+        pacing slots to it (UpstreamSession.in_round, next_round)."""
         started = self._monotonic()
+        sessions = [p.session for p in self._providers if p.session is not None]
+        for session in sessions:
+            session.in_round = True
+        try:
+            return await self._round(started)
+        finally:
+            for session in sessions:
+                session.in_round = False
+                session.next_round = started + self._interval
+
+    async def _round(self, started: float) -> Snapshot:
+        now = self._clock()
         previous = self._store.current
         self._follow_ranking(previous)
         wanted: set[Pair] = {(coin.symbol, cur) for coin in self._coins for cur in self._currencies}

@@ -98,6 +98,10 @@ class UpstreamSession:
         self.quarantine = Quarantine(monotonic)
         self.reserve: tuple[int, ...] = ()  # budget left to price rounds: per window, requests side work may not use
         self.deadline: float | None = None  # monotonic: no request starts after it, none runs past it
+        # Set by the poller: a price round is under way, and when (monotonic) the next one starts. A side
+        # request never takes a pacing slot that a price request of the round (or the next) would wait for.
+        self.in_round = False
+        self.next_round: float | None = None
         # How to set this upstream's API key, added to a refused-key answer (401/403, KEY_ERROR_CODES): the
         # provider sets it, since only it knows its config keys and where a free key comes from.
         self.key_hint: str | None = None
@@ -150,7 +154,7 @@ class UpstreamSession:
     ) -> tuple[int, httpx.Headers, bytes]:
         """GET `url` and return (status 200, headers, body), or raise ProviderError (nothing sent if held)."""
         self._check_hold()
-        await self._pace()
+        await self._pace(side)
         self._admit(side)
         limit = max_bytes or self._max_bytes or MAX_BODY_BYTES
         started = time.perf_counter()
@@ -191,12 +195,24 @@ class UpstreamSession:
             )
         return response.status_code, response.headers, content
 
-    async def _pace(self) -> None:
-        """Space request starts by `spacing`; the slot is taken before waiting, so concurrent callers queue."""
+    async def _pace(self, side: bool) -> None:
+        """Space request starts by `spacing`; the slot is taken before waiting, so concurrent callers queue.
+
+        Price rounds come first: a side request raises (held, nothing sent) rather than take a slot during a
+        price round, or one whose spacing would still run when the next round starts.
+        """
         if self._spacing <= 0:
             return
         now = self._monotonic()
         start = max(now, self._next_start)
+        if side and (self.in_round or (self.next_round is not None and start + self._spacing > self.next_round)):
+            wait = max((self.next_round or now) - now, 0.0) + self._spacing
+            raise ProviderError(
+                self.name,
+                f"its requests are spaced {self._spacing:g} s apart and the price rounds need the next slot",
+                retry_after=wait,
+                held=True,
+            )
         self._next_start = start + self._spacing
         if start > now:
             await self._sleep(start - now)
