@@ -158,8 +158,8 @@ FILLS = {
         "coingecko_market_chart_1h.constructed.json",
         NOW_S,
         [
-            Candle(p[0] // 1000 // 3600 * 3600, 3600, p[1], p[1], p[1], p[1])
-            for p in rows_of("coingecko_market_chart_1h.constructed.json", ("prices",))[:-1]
+            Candle(round(p[0] / 1000 / 3600) * 3600 - 3600, 3600, p[1], p[1], p[1], p[1])  # the nearest hour's end
+            for p in rows_of("coingecko_market_chart_1h.constructed.json", ("prices",))
         ],
         {"prices": []},
     ),

@@ -90,13 +90,11 @@ def test_the_default_config_backfills_every_default_coin_and_keeps_it_over_a_res
         took = time.monotonic() - started
         at = generated_at(service)
         assert [c["source"] for c in body.values()] == ["coingecko"] * 11  # the price's provider, not the past's
-        from_coingecko = {"XMR", "WAVES", "ARRR"}  # the coins only CoinGecko had room for (see below)
         for symbol, coin in body.items():  # our change is the one the upstream's past gives
             then = upstream.past_price(symbol, coin["price"], at - 7 * DAY)
             # Within half an hour's move of the fake's past (at most 0.9 % an hour: hourly buckets, the nearest
-            # one taken); CoinGecko's hourly points, a little past each hour, are stored as the close of the
-            # hour that follows, an hour late, so up to an hour and a half there.
-            near = 1.5 if symbol in from_coingecko else 0.6
+            # one taken); CoinGecko's hourly points, a little past each hour, close the hour that ends nearest.
+            near = 0.6
             assert coin["change_7d_pct"] == pytest.approx((coin["price"] / then - 1) * 100, abs=near), symbol
             week, month = points(service, symbol, "7d"), points(service, symbol, "30d")
             assert week[0][0] <= at - 7 * DAY + 2 * HOUR and len(week) >= 7 * 24, symbol

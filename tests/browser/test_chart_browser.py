@@ -44,9 +44,11 @@ def price_at(hours_ago: int) -> float:
 
 @pytest.fixture(scope="module")
 def chart_service(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Service]:
-    """`ticker serve` with the default coins and a week of BTC history imported into its SQLite store."""
+    """`ticker serve` with BTC, ETH and a fixed-price coin, and a week of BTC history imported into its SQLite store."""
     directory = tmp_path_factory.mktemp("browser-chart")
-    config = write_config(directory, upstream, INTERVAL, market="")
+    # SITE has a fixed price: never fetched, so never recorded (every polled coin gains history each round).
+    market = '[market]\ncoins = ["BTC", "ETH", { symbol = "SITE", name = "Site Token", price = 0.5 }]'
+    config = write_config(directory, upstream, INTERVAL, market=market)
     last = int(time.time()) // 3600 * 3600 - 3600
     series = directory / "btc.csv"
     series.write_text("".join(f"{last - 3600 * h},{price_at(h)}\n" for h in reversed(range(HOURS))))
@@ -169,10 +171,10 @@ def test_the_range_switch_works_without_javascript(chart_service: Service, open_
 def test_too_little_history_says_so(chart_service: Service, open_page: Callable[..., Watched], axe_source: str) -> None:
     watched = open_page(viewport={"width": 320, "height": 400})
     page = watched.page
-    page.goto(chart_url(chart_service, coin="ETH", range="24h"))
+    page.goto(chart_url(chart_service, coin="SITE", range="24h"))
     assert page.inner_text(".tc-empty") == "Not enough price history for a chart yet"
     assert page.locator(".tc-svg").count() == 0
-    violations = run_axe(page, axe_source, "/widget/chart?coin=ETH")
+    violations = run_axe(page, axe_source, "/widget/chart?coin=SITE")
     watched.assert_clean(chart_service.url)
     assert_no_serious_axe_violation(violations)
 

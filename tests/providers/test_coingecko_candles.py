@@ -61,15 +61,19 @@ async def test_hourly_points_become_hourly_buckets(respx_mock, client):
     assert route.calls.last.request.url.params["days"] == "30"  # 2-90 days: hourly points
     assert route.calls.last.request.url.params["vs_currency"] == "eur"
     points = fixture_json(HOURLY)["prices"]
-    assert [c.close for c in candles] == [p[1] for p in points[:-1]]  # the last point: now, in an open bucket
-    assert [c.start for c in candles] == [p[0] // 1000 // 3600 * 3600 for p in points[:-1]]
+    # Each point closes the hour that ends nearest to it (the points fall a few minutes past the hour).
+    assert [c.close for c in candles] == [p[1] for p in points]
+    assert [c.start for c in candles] == [round(p[0] / 1000 / 3600) * 3600 - 3600 for p in points]
+    assert all(abs(c.start + 3600 - p[0] / 1000) <= 1800 for c, p in zip(candles, points, strict=True))
     assert all(c.open == c.high == c.low == c.close for c in candles)
 
 
 async def test_several_points_in_one_bucket_make_its_open_high_low_close(respx_mock, client):
-    hour = NOW_S - NOW_S % 3600 - 3600
-    points = [[(hour + 60) * 1000, 10.0], [(hour + 1200) * 1000, 12.0], [(hour + 2400) * 1000, 9.0]]
-    respx_mock.get(CHART_URL).respond(200, json={"prices": [*points, [(hour + 3000) * 1000, 11.0]]})
+    hour = NOW_S - NOW_S % 3600 - 3600  # the bucket [hour, end): every point within half an hour of `end`
+    end = hour + 3600
+    points = [[(end - 1700) * 1000, 10.0], [(end - 1000) * 1000, 12.0], [(end + 600) * 1000, 9.0]]
+    assert end + 1100 < NOW_S
+    respx_mock.get(CHART_URL).respond(200, json={"prices": [*points, [(end + 1100) * 1000, 11.0]]})
     assert await provider(client).candles(BTC, "usd", 3600, hour, NOW_S) == [Candle(hour, 3600, 10.0, 12.0, 9.0, 11.0)]
 
 
@@ -102,8 +106,9 @@ async def test_429_holds_coingecko_for_retry_after(respx_mock, client):
 
 async def test_off_schema_points_are_skipped_and_logged(respx_mock, client, caplog):
     hour = NOW_S - NOW_S % 3600 - 3600
-    good = [(hour + 60) * 1000, 10.0]
-    bad = [[(hour + 120) * 1000, "11.0"], [(hour + 180) * 1000], [None, 10.0], [(hour + 240) * 1000, -1.0], "x"]
+    end = hour + 3600  # the points lie just past the hour, as CoinGecko's do: they close [hour, end)
+    good = [(end + 60) * 1000, 10.0]
+    bad = [[(end + 120) * 1000, "11.0"], [(end + 180) * 1000], [None, 10.0], [(end + 240) * 1000, -1.0], "x"]
     respx_mock.get(CHART_URL).respond(200, json={"prices": [*bad, good]})
     with caplog.at_level(logging.WARNING):
         candles = await provider(client).candles(BTC, "usd", 3600, hour, NOW_S)

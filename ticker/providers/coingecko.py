@@ -308,7 +308,9 @@ def key_hint(settings: ProviderSettings, plan: str) -> str:
 
 
 def _buckets(provider: str, where: str, points: Iterable[Any], seconds: int) -> list[Candle]:
-    """`[[ms, price], ...]` as candles of `seconds`: a point closes the bucket it lies in or ends."""
+    """`[[ms, price], ...]` as candles of `seconds`: a point closes the bucket whose end lies nearest to it
+    (CoinGecko's hourly points fall a few minutes past the hour: 10:03 closes 09:00-10:00, not
+    10:00-11:00, which would date that price almost an hour late)."""
     prices: dict[int, list[float]] = {}
     for point in points:
         millis = number(point[0]) if isinstance(point, list) and len(point) == 2 else None
@@ -316,7 +318,7 @@ def _buckets(provider: str, where: str, points: Iterable[Any], seconds: int) -> 
         if millis is None or price is None or not (math.isfinite(millis) and math.isfinite(price) and price > 0):
             ignored(provider, where, f"off-schema chart point {point!r:.60}", kind="candle")
             continue
-        start = math.ceil(millis / 1000.0 / seconds) * seconds - seconds
+        start = round(millis / 1000.0 / seconds) * seconds - seconds
         prices.setdefault(start, []).append(price)
     found = (candle(provider, where, start, seconds, (p[0], max(p), min(p), p[-1])) for start, p in prices.items())
     return [bucket for bucket in found if bucket is not None]
