@@ -29,7 +29,15 @@ from ticker.providers.coin_ids import DEFAULT_SYMBOLS, KNOWN_COINS
 
 PROVIDER_NAMES = ("coingecko", "coinpaprika", "kraken", "binance", "coinbase")
 COUNTS = (11, 100, 250)
-LAYOUTS = ("list", "compact", "ticker")
+LAYOUTS = (
+    "list",
+    "compact",
+    "ticker",
+    "table",
+    "table&columns=rank,price,change_24h,market_cap,volume_24h",
+    "list&currency=usd,eur",
+    "table&currency=usd,eur",
+)
 
 
 def synthetic(i: int) -> Coin:
@@ -113,7 +121,8 @@ def widget_table() -> list[str]:
     lines = ["| layout | bytes | gzip bytes |", "|---|---|---|"]
     with FakeUpstream() as fake, tempfile.TemporaryDirectory() as tmp:
         fake.serve_default_coins()
-        config = write_config(Path(tmp), fake, 60, market="", providers=None, timeout=4)
+        market = '[market]\ncurrencies = ["usd", "eur"]'  # the default coins
+        config = write_config(Path(tmp), fake, 60, market=market, providers=None, timeout=4)
         with running(config) as service:
             for layout in LAYOUTS:
                 reply = service.get(f"/widget?layout={layout}")
@@ -127,7 +136,7 @@ def widget_table() -> list[str]:
 def main() -> None:
     print("Upstream price requests per round (one provider serving every coin, usd):")
     print("\n".join(anyio.run(requests_table)))
-    print("\n/widget for the 11 default coins (English, usd):")
+    print("\n/widget for the 11 default coins (English; usd unless said):")
     print("\n".join(widget_table()))
 
 

@@ -78,6 +78,9 @@ class Side:
     def __init__(self) -> None:
         self.prices: dict[str, dict[str, tuple[float, float | None]]] = {}  # id -> currency -> (price, change)
         self.updated_at: int | None = None  # unix seconds; None: now at each request
+        # id -> market figures as CoinGecko names them: "usd_market_cap", "usd_24h_vol" (in /simple/price),
+        # "market_cap_rank", "price_change_percentage_7d_in_currency" (in /coins/markets)
+        self.market: dict[str, dict[str, float]] = {}
         self.fault: Reply | None = None  # every endpoint
         self.path_faults: dict[str, Reply] = {}  # path prefix -> reply
         self.requests = 0
@@ -310,6 +313,8 @@ class FakeUpstream(LocalServer):
                 if currency in currencies:
                     entry[currency] = price
                     entry[f"{currency}_24h_change"] = change
+            figures = side.market.get(coin_id, {}).items()
+            entry |= {key: value for key, value in figures if key.split("_")[0] in currencies}
             body[coin_id] = entry
         return 200, json.dumps(body).encode(), JSON
 
@@ -318,11 +323,15 @@ class FakeUpstream(LocalServer):
             return self._cg_ranking(query)
         ids = query.get("ids", [""])[0].split(",")
         origin = self.icon_origin or self.origin
-        rows = [{"id": i, "symbol": i[:3], "name": i.title(), "image": f"{origin}/img/{i}.png"} for i in ids]
+        rows = [
+            {"id": i, "symbol": i[:3], "name": i.title(), "image": f"{origin}/img/{i}.png"}
+            | {key: value for key, value in self.coingecko.market.get(i, {}).items() if key.startswith(("mark", "pri"))}
+            for i in ids
+        ]
         ranked = {coin_id: rank for rank, coin_id in enumerate(self.coingecko_ranking, start=1)}
         for row in rows:
             if row["id"] in ranked:
-                row["market_cap_rank"] = ranked[row["id"]]
+                row.setdefault("market_cap_rank", ranked[row["id"]])
         return 200, json.dumps([r for r in rows if r["id"] in self.coingecko.prices]).encode(), JSON
 
     def _cg_ranking(self, query: Query) -> Reply:
@@ -333,15 +342,16 @@ class FakeUpstream(LocalServer):
         for rank, coin_id in enumerate(self.coingecko_ranking[:per_page], start=1):
             price = self.coingecko.price(coin_id, currency)
             symbol = SYMBOL_OF.get(coin_id, coin_id[:4])
+            figures = self.coingecko.market.get(coin_id, {})
             rows.append(
                 {
                     "id": coin_id,
                     "symbol": symbol.lower(),
                     "name": coin_id.replace("-", " ").title(),
                     "current_price": None if price is None else price[0],
-                    "market_cap": None,  # the fake knows no supply: null, as CoinGecko answers for some coins
+                    "market_cap": figures.get(f"{currency}_market_cap"),  # null where unset, as CoinGecko may
                     "market_cap_rank": rank,
-                    "total_volume": None,
+                    "total_volume": figures.get(f"{currency}_24h_vol"),
                 }
             )
         return _json(rows)

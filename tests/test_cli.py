@@ -122,7 +122,7 @@ def test_serve_prints_every_config_error_too(tmp_path, capsys):
     assert main(["serve", "--config", str(path)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "ticker: config error: widget.theme: expected one of light, dark, auto, got 'drak'; did you mean 'dark'?",
-        "ticker: config error: widget.layout: expected one of list, compact, ticker, got 'tickr'; "
+        "ticker: config error: widget.layout: expected one of list, compact, ticker, table, got 'tickr'; "
         "did you mean 'ticker'?",
     ]
 

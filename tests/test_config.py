@@ -242,7 +242,7 @@ DID_YOU_MEAN = [
     ('[widget]\ntheme = "drak"', "widget.theme: expected one of light, dark, auto, got 'drak'; did you mean 'dark'?"),
     (
         '[widget]\nlayout = "tickr"',
-        "widget.layout: expected one of list, compact, ticker, got 'tickr'; did you mean 'ticker'?",
+        "widget.layout: expected one of list, compact, ticker, table, got 'tickr'; did you mean 'ticker'?",
     ),
     (
         '[widget]\nlocale = "de_DEE"',

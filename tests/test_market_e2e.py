@@ -1,7 +1,8 @@
 """Issue #14 end to end: the real `ticker serve` against the local fake upstream (tests/fake_upstream.py)
 with `coins = ["top:10", a token by contract address]`: the ten largest coins in rank order, the token's
 live price from GeckoTerminal with its failover to DefiLlama, market fields null (never 0) where the fake
-gives none, and one /simple/price request per round for the whole list (ceil(coins / batch)).
+gives none, `currency=usd,eur` and the table layout on /widget (branch h6), and one /simple/price request per
+round for the whole list (ceil(coins / batch)).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def upstream() -> Iterator[FakeUpstream]:
         fake.coingecko.prices["ripple"] = {"usd": (2.31, 1.2), "eur": (2.12, 1.1)}
         fake.coingecko.prices["solana"] = {"usd": (182.4, -0.8), "eur": (167.3, -0.9)}
         fake.coingecko_ranking = list(RANKING)
+        fake.coingecko.market["bitcoin"] = {"usd_market_cap": 1.8e12, "usd_24h_vol": 4.52e10, "eur_market_cap": 1.65e12}
         fake.serve_token("bsc", "bsc", ADDRESS, TOKEN_PRICE, TOKEN_CHANGE)
         yield fake
 
@@ -78,11 +80,11 @@ def test_top_ten_and_a_token_by_address(upstream: FakeUpstream, tmp_path) -> Non
         ranks = list(range(1, 11))
         wait_until(lambda: [c["rank"] for c in prices(service)][:10] == ranks, 10, "ranks from /coins/markets")
         coins = {c["symbol"]: c for c in prices(service)}
-        for symbol in top10:
+        assert (coins["BTC"]["market_cap"], coins["BTC"]["volume_24h"]) == (1.8e12, 4.52e10)
+        for symbol in top10[1:]:  # the fake gives no market figures for these: null, never 0
             coin = coins[symbol]
             assert coin["source"] == "coingecko"
-            for field in ("market_cap", "volume_24h"):  # the fake's /simple/price gives none
-                assert coin[field] is None or coin[field] > 0, (symbol, field, coin[field])
+            assert (coin["market_cap"], coin["volume_24h"]) == (None, None), symbol
         token = coins["OPENVC"]
         assert token["name"] == "OpenVoiceCoin"
         assert token["source"] == "geckoterminal"
@@ -101,7 +103,18 @@ def test_top_ten_and_a_token_by_address(upstream: FakeUpstream, tmp_path) -> Non
         assert token["change_24h_pct"] == pytest.approx(TOKEN_CHANGE)
         assert listed(service) == [*top10, "OPENVC"]
 
-        # currency=usd,eur on /widget: the several-currencies widget is branch h6's, not merged here yet.
+        widget = service.get("/widget?currency=usd,eur&coins=BTC,OPENVC")
+        assert widget.status_code == 200, widget.text
+        assert "$90,917.04" in widget.text and "€84,123.55" in widget.text  # fixture's usd and eur prices
+        assert "$0.004259" in widget.text and "0.004259 US dollars" in widget.text  # the DefiLlama price
+        assert "OpenVoiceCoin, 0.004259 US dollars, down 12.50 percent in 24 hours, 0.0" in widget.text  # and euros
+        table = service.get("/widget?layout=table&columns=rank,price,market_cap,volume_24h&coins=BTC,ETH,OPENVC")
+        assert table.status_code == 200, table.text
+        rows = {row.split('"', 1)[0]: row for row in table.text.split('<tr data-k="')[1:]}
+        assert '<td class="tk-h3">1</td>' in rows["BTC"] and '<td class="tk-h3">2</td>' in rows["ETH"]
+        assert ">$1.8T<" in rows["BTC"] and ">$45.2B<" in rows["BTC"]
+        assert rows["ETH"].count('<span class="sr-only">unknown</span>') == 2  # no market figures: a dash, not $0
+        assert ">$0<" not in table.text and ">$0.00<" not in table.text
 
 
 def test_one_price_request_per_provider_per_round(upstream: FakeUpstream, tmp_path) -> None:

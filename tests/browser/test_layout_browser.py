@@ -287,7 +287,7 @@ def test_the_landing_page_fits_a_phone(service: Service, open_page: Callable[...
     watched = open_page(viewport={"width": 320, "height": 700})
     page = watched.page
     page.goto(f"{service.url}/")
-    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 8")  # 4 layouts x 2 themes
     widths = page.evaluate(
         "() => ({page: document.documentElement.scrollWidth, room: document.documentElement.clientWidth,"
         " previews: [...document.querySelectorAll('.grid figure')].map(f => f.getBoundingClientRect().right)})"

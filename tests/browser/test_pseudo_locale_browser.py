@@ -61,7 +61,7 @@ def test_the_landing_page_fits_a_phone_in_longer_words(
     watched = open_page(viewport={"width": 320, "height": 700})
     page = watched.page
     page.goto(f"{pseudo_service.url}/")
-    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 8")  # 4 layouts x 2 themes
     assert "Ṁàŕķéţ" in page.inner_text("h1")
     widths = page.evaluate(
         "() => ({page: document.documentElement.scrollWidth, room: document.documentElement.clientWidth,"

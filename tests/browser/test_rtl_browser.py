@@ -274,7 +274,7 @@ def test_the_landing_page_in_arabic_fits_a_phone(service: Service, open_page: Ca
     watched = open_page(viewport={"width": 320, "height": 700})
     page = watched.page
     page.goto(f"{service.url}/?locale=ar")
-    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 8")  # 4 layouts x 2 themes
     assert page.evaluate("() => [document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]
     widths = page.evaluate(
         "() => ({page: document.documentElement.scrollWidth, room: document.documentElement.clientWidth,"

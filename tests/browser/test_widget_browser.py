@@ -238,15 +238,21 @@ def test_landing_page(service: Service, open_page: Callable[..., Watched], axe_s
     page = watched.page
     page.goto(f"{service.url}/")
     page.wait_for_load_state("load")
-    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('.grid iframe').length === 8")
     frames = [handle.content_frame() for handle in page.query_selector_all(".grid iframe")]
     for frame in frames:
         assert frame is not None
         frame.wait_for_load_state("load")
         wait_for_icons(frame)
-        assert [r["symbol"] for r in rows(frame)] == SYMBOLS
+        if "layout=table" in frame.url:
+            assert (
+                frame.evaluate("() => [...document.querySelectorAll('tr[data-k]')].map(tr => tr.dataset.k)") == SYMBOLS
+            )
+        else:
+            assert [r["symbol"] for r in rows(frame)] == SYMBOLS
     previews = [parse_qs(urlsplit(f.url).query) for f in frames if f is not None]
-    assert [(q["layout"], q["theme"]) for q in previews] == [([la], [th]) for la in LAYOUTS for th in THEMES]
+    layouts = (*LAYOUTS, "table")
+    assert [(q["layout"], q["theme"]) for q in previews] == [([la], [th]) for la in layouts for th in THEMES]
     for handle in page.query_selector_all(".grid iframe"):
         frame = handle.content_frame()
         inner = frame.evaluate("() => document.documentElement.getBoundingClientRect().height")
@@ -255,6 +261,6 @@ def test_landing_page(service: Service, open_page: Callable[..., Watched], axe_s
         )
 
     page.screenshot(path=screenshots / "landing.png", full_page=True, animations="disabled")
-    violations = run_axe(page, axe_source, "/ (landing page, with its six previews)")
+    violations = run_axe(page, axe_source, "/ (landing page, with its eight previews)")
     watched.assert_clean(service.url)
     assert_no_serious_axe_violation(violations)

@@ -1,7 +1,8 @@
 """What a reader sees of each text in the widget, measured in a real browser, and what is wrong with it.
 
 `texts(page)` returns every visible text box of the widget: its title, the Pause control, the footer,
-and per coin of the first list its icon, name, symbol, price, change and note. Each has `box`, the
+and per coin of the first list its icon, name, symbol, price, change and note (in the table layout: each
+header, and per row the icon, name, symbol and every cell as shown, "cell <i>"). Each has `box`, the
 extent of its glyphs (a Range over its contents, so text running out of its element counts); `seen`,
 that box clipped by every ancestor that hides its overflow up to the widget (what the reader sees);
 and `whole`, clipped only up to the coin's row (on the ticker's tape, whose strip shows the coins in
@@ -38,7 +39,7 @@ TEXTS = """() => {
   const add = (what, el, row, stop) => {
     if (!el) return;
     let box;
-    if (el.tagName === 'IMG') box = rect(el.getBoundingClientRect());
+    if (el.tagName === 'IMG' || el.tagName === 'svg') box = rect(el.getBoundingClientRect());
     else {
       const range = document.createRange();
       range.selectNodeContents(el);
@@ -63,7 +64,21 @@ TEXTS = """() => {
   for (const el of tk.querySelectorAll('label[for=tk-pause] > span:not(.sr-only)')) add('pause', el, null, tk);
   add('footer', tk.querySelector('.tk-foot'), null, tk);
   const tape = tk.querySelector('.tk-tape') !== null;
-  for (const li of tk.querySelector('ol').querySelectorAll('li[data-k]')) {
+  // The table layout: each header, and per row its icon, name, symbol and each figure as shown (the visible
+  // half of a cell that also has screen-reader text).
+  const shownPart = (cell) => cell.querySelector(':scope > span[aria-hidden=true]') || cell;
+  for (const th of tk.querySelectorAll('thead th')) add('header', shownPart(th), null, tk);
+  for (const tr of tk.querySelectorAll('tbody tr[data-k]')) {
+    const row = tr.dataset.k;
+    add('icon', tr.querySelector('.tk-c img'), row, tk);
+    add('name', tr.querySelector('.tk-c b'), row, tk);
+    add('symbol', tr.querySelector('.tk-c small'), row, tk);
+    tr.querySelectorAll('td').forEach((td, i) => {
+      if (!td.querySelector('svg')) add('cell ' + i, shownPart(td), row, tk);
+      else add('sparkline ' + i, td.querySelector('svg'), row, tk);
+    });
+  }
+  for (const li of (tk.querySelector('ol') || document.createElement('ol')).querySelectorAll('li[data-k]')) {
     const stop = tape ? li : tk, row = li.dataset.k;
     add('icon', li.querySelector('img'), row, stop);
     add('name', li.querySelector('.tk-n b'), row, stop);

@@ -19,9 +19,12 @@ from ticker.render.formatting import (
     change_direction,
     currency_name,
     format_change,
+    format_compact_money,
     format_price,
+    format_rank,
     spoken_amount,
     spoken_change,
+    spoken_compact,
 )
 
 NB = "\u00a0"
@@ -198,3 +201,34 @@ def test_any_change_formats_without_sign_and_zero_without_direction(value, local
         assert direction == "flat", (value, text)
     else:
         assert direction == ("up" if value > 0 else "down")
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "locale", "shown", "spoken"),
+    [
+        (1.8e12, "usd", "en_US", "$1.8T", "1.8 trillion"),
+        (45.2e9, "usd", "de_DE", f"45,2{NB}Mrd.{NB}$", "45,2 Milliarden"),
+        (45.2e9, "eur", "ja_JP", "€452億", "452億"),
+        (1.2e6, "btc", "en_US", f"1.2M{NB}BTC", "1.2 million"),
+        (95_432.1, "usd", "en_US", "$95,432.10", "95,432.1"),  # below 100,000: the full amount
+    ],
+)
+def test_market_figures_are_cldr_compact(value, currency, locale, shown, spoken):
+    assert format_compact_money(value, currency, locale) == shown
+    assert spoken_compact(value, locale) == spoken
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=any_float | st.none(),
+    currency=st.sampled_from(["usd", "eur", "jpy", "kwd", "btc", "sats"]),
+    locale=st.sampled_from(LOCALES),
+)
+def test_any_market_figure_formats_or_is_unknown(value, currency, locale):
+    """Never raises; a figure that cannot be a market cap (None, nan, inf, negative, above 1e18) is "—"."""
+    text = format_compact_money(value, currency, locale)
+    if value is None or not math.isfinite(value) or value < 0 or value > 1e18 or value == 0:
+        assert text == UNKNOWN
+    else:
+        assert text != UNKNOWN and "nan" not in text.lower() and "inf" not in text.lower()
+    assert format_rank(None, locale) == UNKNOWN and format_rank(0, locale) == UNKNOWN

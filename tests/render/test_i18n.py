@@ -22,6 +22,7 @@ from ticker.history.memory import MemoryHistory
 from ticker.models import ProviderStatus, Snapshot
 from ticker.render import i18n
 from ticker.render.i18n import LOCALE_DIR, catalog_for, language, pseudo
+from ticker.web.query import COLUMNS
 
 ROOT = LOCALE_DIR.parent.parent
 CATALOGS = sorted(LOCALE_DIR.glob("*/LC_MESSAGES/messages.po"))
@@ -85,6 +86,7 @@ ALLOWED_WORDS = {
     *"Bitcoin Ethereum Pirate Chain OpenVoiceCoin Nano BTC ETH ARRR OPENVC XNO ZZZ".split(),
     *"ticker CoinGecko UTC US dollars euros Nov hours days year".split(),
     *"coins currency theme layout locale usd eur list compact zzz coin range max zz".split(),
+    *"table columns ticker USD EUR hour".split(),  # query values; ISO codes as price headers; CLDR "1 hour"
 }
 
 
@@ -106,6 +108,9 @@ async def btc_history() -> MemoryHistory:
     )
     return history
 
+
+# Every column of the table, with two currencies.
+TABLE = "layout=table&currency=usd,eur&columns=" + ",".join(COLUMNS)
 
 # The chart pages each language test reads: a chart, one per kind of summary, too little history, a bad query.
 CHART_PAGES = {"/widget/chart?coin=BTC&range=7d": 200, "/widget/chart?coin=btc&range=max&currency=eur": 200}
@@ -138,8 +143,12 @@ async def test_pseudo_locale_leaves_no_english_word_on_any_page(make_client, tmp
     settings = settings_from(tmp_path, FULL_CONFIG + f'[widget]\nlocale = "{PSEUDO_LOCALE}"\n')
     client = await make_client(settings, full_snapshot(), history=await btc_history())
     pages = {
-        **{f"/widget?layout={layout}": 200 for layout in ("list", "compact", "ticker")},
+        **{f"/widget?layout={layout}": 200 for layout in ("list", "compact", "ticker", "table")},
         "/widget?currency=eur&sparkline=1": 200,
+        "/widget?" + TABLE: 200,
+        "/widget?currency=eur,usd": 200,
+        "/widget?layout=ticker&currency=usd,eur": 400,
+        "/widget?currency=usd,eur,btc,eth": 400,
         "/widget/fragment": 200,
         "/": 200,
         "/widget?coins=ZZZ": 400,
@@ -227,8 +236,12 @@ async def test_each_language_shows_no_english_ui_word_and_the_right_lang_and_dir
     settings = settings_from(tmp_path, FULL_CONFIG)
     tag, direction = name.replace("_", "-"), "rtl" if name.split("_")[0] in RIGHT_TO_LEFT else "ltr"
     pages = {
-        **{f"/widget?layout={layout}&locale={name}": 200 for layout in ("list", "compact", "ticker")},
+        **{f"/widget?layout={layout}&locale={name}": 200 for layout in ("list", "compact", "ticker", "table")},
         f"/widget?currency=eur&sparkline=1&locale={name}": 200,
+        f"/widget?{TABLE}&locale={name}": 200,
+        f"/widget?currency=eur,usd&locale={name}": 200,
+        f"/widget?layout=ticker&currency=usd,eur&locale={name}": 400,
+        f"/widget?currency=usd,eur,btc,eth&locale={name}": 400,
         f"/widget/fragment?locale={name}": 200,
         f"/?locale={name}": 200,
         f"/widget?coins=ZZZ&locale={name}": 400,

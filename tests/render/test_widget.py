@@ -185,12 +185,13 @@ async def test_eleven_coins_weigh_under_13_kb_with_at_most_2_kb_of_js(make_clien
     assert len(inline(response.text, "script").encode()) <= 2 * 1024
 
 
-async def test_csp_allows_exactly_the_inline_style_and_script_by_hash(make_client, settings):
-    response = await (await make_client(settings, full_snapshot())).get("/widget")
+@pytest.mark.parametrize("layout", ["list", "table"])
+async def test_csp_allows_exactly_the_inline_style_and_script_by_hash(make_client, settings, layout):
+    response = await (await make_client(settings, full_snapshot())).get(f"/widget?layout={layout}")
     csp = response.headers["content-security-policy"]
     for tag, directive in (("style", "style-src"), ("script", "script-src")):
         digest = base64.b64encode(hashlib.sha256(inline(response.text, tag).encode()).digest()).decode()
-        assert f"{directive} 'sha256-{digest}'" in csp
+        assert f"'sha256-{digest}'" in csp.split(directive)[1].split(";")[0]
     assert "default-src 'none'" in csp and "img-src 'self' data:" in csp and "connect-src 'self'" in csp
     assert "frame-ancestors 'self' *" in csp and "unsafe-inline" not in csp
 
@@ -237,7 +238,7 @@ async def test_landing_page_speaks_the_requested_locale_and_puts_it_in_snippets_
     client = await make_client(settings, full_snapshot())
     page = (await client.get("/?locale=de_DE")).text
     assert '<html lang="de" dir="ltr"' in page and "<h1>Aktuelle Marktkurse: Ihr Widget</h1>" in page
-    assert page.count('data-locale="de_DE"') == 6  # the previews
+    assert page.count('data-locale="de_DE"') == 8  # the previews
     assert page.count("data-locale=&#34;de_DE&#34;") == 1  # the script snippet, shown as code
     assert "theme=auto&amp;amp;locale=de_DE&#34;" in page and "title=&#34;Aktuelle Marktkurse&#34;" in page
     default = (await client.get("/")).text
@@ -253,6 +254,7 @@ async def test_landing_page_previews_every_layout_and_theme_and_shows_snippets(m
     for layout in ("list", "compact", "ticker"):
         for theme in ("light", "dark"):
             assert f'data-layout="{layout}" data-theme="{theme}"' in html
+    assert 'data-layout="table" data-columns="rank,price,change_24h,market_cap" data-theme="dark"' in html
     assert "&lt;script src=&#34;http://testserver/embed.js&#34; data-coins=&#34;BTC,ETH&#34;" in html
     assert "&lt;iframe src=&#34;http://testserver/widget?coins=BTC,ETH&amp;amp;theme=auto&#34;" in html
 

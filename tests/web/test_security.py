@@ -552,7 +552,7 @@ async def test_config_strings_reach_every_context_escaped_and_intact(make_client
     page = content(landing)
     assert ("title", f"ticker: {hostile}") in page.texts and ("h1", f"{hostile}: your widget") in page.texts
     previews = [value for tag, name, value in page.attrs if tag == "script" and name == "data-title"]
-    assert len(previews) == 6 and all(value.startswith(f"{hostile} (") for value in previews)
+    assert len(previews) == 8 and all(value.startswith(f"{hostile} (") for value in previews)
     # The snippets paste as valid HTML: one element each, whose attribute values are what we meant.
     snippets = [data for tag, data in page.texts if tag == "code" and data.startswith("<")]
     assert len(snippets) == 2
@@ -676,7 +676,8 @@ async def test_security_headers_on_every_kind_of_response(make_client, tmp_path)
         if kind in ("widget", "chart"):
             renderer = WidgetRenderer if kind == "widget" else ChartRenderer
             assert policy["default-src"] == "'none'"
-            assert policy["style-src"] == sha256(renderer.CSS)
+            styles = [renderer.CSS] if kind == "chart" else [WidgetRenderer.CSS, WidgetRenderer.TABLE_CSS]
+            assert policy["style-src"] == " ".join(sha256(css) for css in styles)  # the table's CSS is its own
             assert policy["script-src"] == sha256(renderer.JS)
             assert policy["img-src"] == "'self' data:"
             assert policy["connect-src"] == "'self'"

@@ -53,7 +53,7 @@ VISITOR_LOCALES = frozenset(
 # A pseudo-locale (accented, lengthened English made from messages.pot): only as widget.locale, for
 # checking that every text goes through the catalog. Numbers and dates show as in `en`.
 PSEUDO_LOCALE = "en_XA"
-LAYOUTS = ("list", "compact", "ticker")
+LAYOUTS = ("list", "compact", "ticker", "table")
 LOG_FORMATS = ("text", "json")
 DEFAULT_PROVIDERS: tuple[str, ...] = tuple(
     name for name, cls in PROVIDERS.items() if cls.KEYLESS and name not in TOKEN_PROVIDERS

@@ -27,6 +27,8 @@ from typing import Literal
 
 from babel import Locale
 from babel.numbers import (
+    format_compact_currency,
+    format_compact_decimal,
     format_currency,
     format_decimal,
     format_percent,
@@ -108,6 +110,51 @@ def spoken_amount(value: float, currency: str, locale: str) -> str:
         return UNKNOWN
 
 
+COMPACT_FROM = 100_000  # market caps and volumes from here up show as "$1.8T", "45,2 Mrd. $"
+COMPACT_LIMIT = 1e18  # a market figure above this is no market figure: shown as unknown
+
+
+def format_compact_money(value: float | None, currency: str, locale: str) -> str:
+    """A large amount in CLDR's short form with one decimal ("$1.8T", "45,2 Mrd. €", "$1.8兆", "1.2M BTC");
+    below COMPACT_FROM the price format. "—" for None, non-finite, negative, absurd or on any failure."""
+    if value is None or not math.isfinite(value) or value < 0 or value > COMPACT_LIMIT:
+        return UNKNOWN
+    if value < COMPACT_FROM:
+        return format_price(value, currency, locale) if value > 0 else UNKNOWN
+    try:
+        if currency in CRYPTO_UNITS:
+            number = format_compact_decimal(value, locale=locale, fraction_digits=1)
+            return f"{number}{NBSP}{CRYPTO_UNITS[currency][0]}"
+        return str(format_compact_currency(value, currency.upper(), locale=locale, fraction_digits=1))
+    except Exception:
+        logger.exception("cannot format the amount %r in %s for %s", value, currency, locale)
+        return UNKNOWN
+
+
+def spoken_compact(value: float, locale: str) -> str:
+    """A large amount as CLDR's long compact form for screen readers ("1.8 trillion", "1,8 Billionen");
+    below COMPACT_FROM the plain number. "—" when not a market figure."""
+    if not math.isfinite(value) or value <= 0 or value > COMPACT_LIMIT:
+        return UNKNOWN
+    try:
+        if value < COMPACT_FROM:
+            return str(format_decimal(round(value, 2), locale=locale))
+        return str(format_compact_decimal(value, format_type="long", locale=locale, fraction_digits=1))
+    except Exception:
+        logger.exception("cannot speak the amount %r for %s", value, locale)
+        return UNKNOWN
+
+
+def format_rank(value: int | None, locale: str) -> str:
+    """A market-cap rank in the locale's digits ("1", "١"); "—" when unknown or not positive."""
+    if value is None or value < 1:
+        return UNKNOWN
+    try:
+        return str(format_decimal(value, locale=locale))
+    except Exception:
+        return UNKNOWN
+
+
 def change_direction(value: float | None) -> Direction:
     """up or down by the change as displayed (two decimals); flat when that shows 0.00 %."""
     rounded = _display_change(value)
@@ -119,7 +166,7 @@ def change_direction(value: float | None) -> Direction:
 
 
 def format_change(value: float | None, locale: str) -> str:
-    """The size of a 24h change, e.g. "1.64%" ("1,64 %" in de); the direction is shown beside it.
+    """The size of a change (24h, 7d...), e.g. "1.64%" ("1,64 %" in de); the direction is shown beside it.
     Never signed, so never "-0.00%"; "—" when unknown or implausible."""
     rounded = _display_change(value)
     if rounded is None:

@@ -10,9 +10,10 @@ HEIGHT = 20
 MAX_POINTS = 42  # 7 days at 4-hour steps is enough detail at 64 px
 
 
-def sparkline_svg(prices: Sequence[float], *, up: bool | None = None) -> str | None:
-    """A polyline of the prices, scaled to fit; None when there are too few points to draw."""
-    points = _downsample([p for p in prices if math.isfinite(p) and p > 0], MAX_POINTS)
+def sparkline_svg(prices: Sequence[float], *, up: bool | None = None, max_points: int = MAX_POINTS) -> str | None:
+    """A polyline of the prices (at most `max_points` of them), scaled to fit; None when there are too few
+    points to draw."""
+    points = _downsample([p for p in prices if math.isfinite(p) and p > 0], max_points)
     if len(points) < 2:
         return None
     low, high = min(points), max(points)

@@ -14,8 +14,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -27,6 +27,8 @@ from markupsafe import Markup
 
 from ticker.config import LAYOUTS, Settings
 from ticker.render.board import DATE_SHOWN_AFTER, Board, Row
+from ticker.render.cells import ARROWS as ARROWS  # re-exported: the chart page draws the same arrows
+from ticker.render.cells import DISPLAY_LIMIT, Cell, price_cell, table_cells, table_columns
 from ticker.render.formatting import (
     SUBSCRIPT_BELOW,
     UNKNOWN,
@@ -45,11 +47,7 @@ from ticker.web.query import WidgetOptions
 logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-# A price above this in any currency is no price of a coin (1e7 USD in the weakest currency, or in sats,
-# stays below 1e14): the row shows as unavailable rather than an absurd number, whatever reached the snapshot.
-DISPLAY_LIMIT = 1e15
 _REPORTED: set[tuple[str, str]] = set()  # (symbol, currency) rows already logged as not displayable
-ARROWS: dict[Direction, str] = {"up": "▲", "down": "▼", "flat": "", "unknown": ""}
 
 HOURS_OF_CHANGE = 24  # the change shown is over this many hours
 
@@ -112,6 +110,8 @@ class RowView:
     as_of: str | None
     spoken: str
     spark: Markup | None
+    more: tuple[Cell, ...] = ()  # the price in each further currency (list layout)
+    cells: tuple[Cell, ...] = ()  # the table layout's, in table_columns' order
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,9 @@ class WidgetRenderer:
 
     CSS = _static("theme.css") + _static("widget.css")  # the themes (shared with the chart), then the widget's
     JS = _static("widget.js")
+    TABLE_CSS = CSS + _static("table.css")  # only the table layout carries its rules
     STYLE_HASH = csp_hash(CSS)
+    TABLE_STYLE_HASH = csp_hash(TABLE_CSS)
     SCRIPT_HASH = csp_hash(JS)
 
     def __init__(self, settings: Settings) -> None:
@@ -187,16 +189,22 @@ class WidgetRenderer:
         """The widget's title: the default one translated, an operator's own as written."""
         return lang.gettext(DEFAULT_TITLE) if self._title == DEFAULT_TITLE else self._title
 
-    def document(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
-        context = self._context(board, options, now, page)
+    def document(
+        self, board: Board, options: WidgetOptions, *, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> str:
+        """The widget page; `others`: the same coins in further currencies (list and table layouts)."""
+        context = self._context(board, options, now, page, others)
         env = self._environment(options.locale)
-        return env.get_template("widget.html").render(context, css=Markup(self.CSS), js=Markup(self.JS))
+        css = self.TABLE_CSS if options.layout == "table" else self.CSS
+        return env.get_template("widget.html").render(context, css=Markup(css), js=Markup(self.JS))
 
-    def fragment(self, board: Board, options: WidgetOptions, *, now: datetime, page: Page) -> str:
+    def fragment(
+        self, board: Board, options: WidgetOptions, *, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> str:
         return (
             self._environment(options.locale)
             .get_template("_board.html")
-            .render(self._context(board, options, now, page))
+            .render(self._context(board, options, now, page, others))
         )
 
     def error(self, message: str, locale: str | None = None) -> str:
@@ -247,7 +255,9 @@ class WidgetRenderer:
             )
         )
 
-    def _context(self, board: Board, options: WidgetOptions, now: datetime, page: Page) -> dict[str, object]:
+    def _context(
+        self, board: Board, options: WidgetOptions, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> dict[str, object]:
         live = [row for row in board.rows if not row.static]
         # Past max_stale too: prices were seen then, and the footer says when.
         newest = max((row.updated_at for row in live if row.updated_at), default=None)
@@ -260,7 +270,13 @@ class WidgetRenderer:
             "dir": lang.dir,
             "options": options,
             "refresh_seconds": self._refresh,
-            "rows": [present(row, board.currency, options, now, reasons[row.symbol]) for row in board.rows],
+            "rows": [
+                present(
+                    row, board.currency, options, now, reasons[row.symbol], [(o.currency, o.rows[i]) for o in others]
+                )
+                for i, row in enumerate(board.rows)
+            ],
+            "columns": table_columns(options, lang, [board.currency, *(o.currency for o in others)]),
             "updated": clock_time(newest, now, lang) if newest else None,
             "notes": notes,
             "source_links": source_links(board.sources, lang),
@@ -298,11 +314,19 @@ def explain(row: Row, board: Board, unserved: frozenset[str], now: datetime) -> 
     return None
 
 
-def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None = None) -> RowView:
-    """A row as shown; one that cannot be shown (an absurd price, a formatting failure) shows as unavailable."""
+def present(
+    row: Row,
+    currency: str,
+    options: WidgetOptions,
+    now: datetime,
+    reason: Reason | None = None,
+    others: Sequence[tuple[str, Row]] = (),
+) -> RowView:
+    """A row as shown, with its price in each further (currency, row); one that cannot be shown (an absurd price,
+    a formatting failure) shows as unavailable."""
     try:
         if row.price is None or (math.isfinite(row.price) and 0 < row.price < DISPLAY_LIMIT):
-            return _present(row, currency, options, now, reason)
+            return _with_more(_present(row, currency, options, now, reason), row, currency, options, others)
         if (row.symbol, currency) not in _REPORTED:  # once: every variant and snapshot renders it again
             _REPORTED.add((row.symbol, currency))
             logger.warning("not showing %s's price %r %s: no displayable price", row.symbol, row.price, currency)
@@ -310,7 +334,23 @@ def present(row: Row, currency: str, options: WidgetOptions, now: datetime, reas
         if (row.symbol, currency) not in _REPORTED:
             _REPORTED.add((row.symbol, currency))
             logger.exception("cannot show %s in %s for %s; shown as unavailable", row.symbol, currency, options.locale)
-    return _present(Row(row.symbol, row.name, None, None, None, None, row.stale), currency, options, now, reason)
+    unavailable = Row(row.symbol, row.name, None, None, None, None, row.stale)
+    return _with_more(_present(unavailable, currency, options, now, reason), unavailable, currency, options, others)
+
+
+def _with_more(
+    view: RowView, row: Row, currency: str, options: WidgetOptions, others: Sequence[tuple[str, Row]]
+) -> RowView:
+    """The view with the further currencies' prices (spoken after the first) and, for a table, its cells."""
+    if not others and options.layout != "table":
+        return view
+    lang = language(options.locale)
+    more = tuple(price_cell(other, code, lang) for code, other in others)
+    spoken_text = view.spoken
+    for cell in more:
+        spoken_text = lang.gettext("%(sentence)s, %(clause)s") % {"sentence": spoken_text, "clause": cell.spoken}
+    cells = table_cells(row, currency, view.as_of, more, options, lang) if options.layout == "table" else ()
+    return replace(view, more=more, spoken=spoken_text, cells=cells)
 
 
 def _present(row: Row, currency: str, options: WidgetOptions, now: datetime, reason: Reason | None) -> RowView:

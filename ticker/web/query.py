@@ -20,14 +20,36 @@ from ticker.models import Coin, canonical_symbol
 DEFAULT_RANGE = "7d"  # a chart's and the history API's range when the query names none
 MAX_COINS = 100  # symbols in one `coins` query, duplicates included
 MAX_VALUE_CHARS = MAX_COINS * 21  # room for that many of the longest symbols (20 characters) and commas
+MAX_CURRENCIES = 3  # currencies side by side in one list or table widget
+# The table layout's columns, and its default; the coin's name always comes first (after a leading rank).
+COLUMNS = (
+    "price",
+    "change_1h",
+    "change_24h",
+    "change_7d",
+    "change_30d",
+    "market_cap",
+    "volume_24h",
+    "rank",
+    "sparkline",
+)
+DEFAULT_COLUMNS = ("price", "change_24h")
+MULTI_CURRENCY_LAYOUTS = ("list", "table")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
 class Selection:
+    """The coins, and the currencies to show (the first one for changes and JSON; more only in a widget)."""
+
     coins: tuple[Coin, ...]
     currency: str
+    more_currencies: tuple[str, ...] = ()
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return (self.currency, *self.more_currencies)
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,7 @@ class WidgetOptions:
     locale: str
     transparent: bool
     sparkline: bool
+    columns: tuple[str, ...] = DEFAULT_COLUMNS  # the table layout's, in order; see COLUMNS
 
 
 @dataclass(frozen=True)
@@ -80,9 +103,57 @@ def _param(params: Mapping[str, str], name: str) -> str | None:
 
 
 def select(params: Mapping[str, str], settings: Settings, coins: Sequence[Coin] | None = None) -> Selection:
-    """`coins`: the current coin list (ticker/top.py); None: market.coins as configured."""
+    """One currency (the JSON endpoints). `coins`: the current coin list (ticker/top.py); None: market.coins."""
     current = tuple(settings.market.coins if coins is None else coins)
     return Selection(select_coins(_param(params, "coins"), current), select_currency(params, settings))
+
+
+def select_widget(
+    params: Mapping[str, str], settings: Settings, layout: str, coins: Sequence[Coin] | None = None
+) -> Selection:
+    """A widget's selection: `currency` may list up to MAX_CURRENCIES configured codes in the list and table
+    layouts ("usd,eur"); the compact and ticker layouts take one. Raises QueryError saying what is allowed."""
+    current = tuple(settings.market.coins if coins is None else coins)
+    chosen = select_coins(_param(params, "coins"), current)
+    raw = _param(params, "currency")
+    if raw is None or "," not in raw:
+        return Selection(chosen, select_currency(params, settings))
+    if layout not in MULTI_CURRENCY_LAYOUTS:
+        raise QueryError.of(
+            _("%(name)s: one currency in the %(layout)s layout; several only in: %(allowed)s"),
+            name="currency",
+            layout=layout,
+            allowed=", ".join(MULTI_CURRENCY_LAYOUTS),
+        )
+    codes = list(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if len(codes) > MAX_CURRENCIES:
+        too_many = ngettext(
+            "%(name)s: at most %(limit)d currency", "%(name)s: at most %(limit)d currencies", MAX_CURRENCIES
+        )
+        raise QueryError.of(too_many, name="currency", limit=MAX_CURRENCIES)
+    currencies = [select_currency({"currency": code}, settings) for code in codes] or [
+        select_currency({"currency": ""}, settings)
+    ]
+    return Selection(chosen, currencies[0], tuple(currencies[1:]))
+
+
+def select_columns(params: Mapping[str, str]) -> tuple[str, ...]:
+    """`columns`: names from COLUMNS, comma-separated, each once (default DEFAULT_COLUMNS)."""
+    raw = _param(params, "columns")
+    if raw is None:
+        return DEFAULT_COLUMNS
+    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for name in names:
+        if name not in COLUMNS:
+            raise QueryError.of(
+                _("%(name)s: unknown value %(value)s; allowed: %(allowed)s"),
+                name="columns",
+                value=echo(name),
+                allowed=", ".join(COLUMNS),
+            )
+    if not names:
+        raise QueryError.of(_("%(name)s: empty; allowed: %(allowed)s"), name="columns", allowed=", ".join(COLUMNS))
+    return tuple(dict.fromkeys(names))
 
 
 def select_coins(raw: str | None, coins: Sequence[Coin]) -> tuple[Coin, ...]:
@@ -133,6 +204,7 @@ def widget_options(params: Mapping[str, str], settings: Settings) -> WidgetOptio
         locale=_locale(params, widget.locale, widget.visitor_locales),
         transparent=_flag(params, "transparent", widget.transparent),
         sparkline=_flag(params, "sparkline", widget.sparkline),
+        columns=select_columns(params),
     )
 
 
@@ -189,13 +261,15 @@ def canonical_query(selection: Selection, options: WidgetOptions) -> str:
     """The validated query, spelled one way: for links we render, never the visitor's raw text."""
     params = {
         "coins": ",".join(coin.symbol for coin in selection.coins),
-        "currency": selection.currency,
+        "currency": ",".join(selection.currencies),
         "theme": options.theme,
         "layout": options.layout,
         "locale": options.locale,
         "transparent": "1" if options.transparent else "0",
         "sparkline": "1" if options.sparkline else "0",
     }
+    if options.layout == "table":
+        params["columns"] = ",".join(options.columns)
     return urlencode(params, safe=",")
 
 

@@ -26,7 +26,15 @@ from ticker.render.i18n import language
 from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
 from ticker.store import SnapshotStore
 from ticker.top import CoinList
-from ticker.web.query import canonical_query, echo, error_locale, select, select_currency, widget_options
+from ticker.web.query import (
+    canonical_query,
+    echo,
+    error_locale,
+    select,
+    select_currency,
+    select_widget,
+    widget_options,
+)
 from ticker.web.response_cache import NotFound, Prepared, cache_headers
 from ticker.web.security import API_HEADERS, COMMON_HEADERS, LANDING_CSP, NO_FRAMING_CSP, CorsPolicy, widget_csp
 
@@ -58,7 +66,7 @@ class Views:
         self._api_headers = API_HEADERS | CorsPolicy(settings.server.cors_origins).static_headers
         self._widget_headers = {
             "content-security-policy": widget_csp(
-                style_hash=renderer.STYLE_HASH,
+                style_hash=f"{renderer.STYLE_HASH} {renderer.TABLE_STYLE_HASH}",
                 script_hash=renderer.SCRIPT_HASH,
                 allowed_framers=settings.server.frame_ancestors,
                 own_css=settings.widget.css_file is not None,
@@ -91,7 +99,8 @@ class Views:
         return f"{self._coin(path_params).symbol}|{select_currency(query, self._settings)}"
 
     def widget_variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
-        return canonical_query(select(query, self._settings, self.current()), widget_options(query, self._settings))
+        options = widget_options(query, self._settings)
+        return canonical_query(select_widget(query, self._settings, options.layout, self.current()), options)
 
     def render_prices(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
         version = self._store.version
@@ -124,11 +133,13 @@ class Views:
 
     def _html(self, query: QueryParams, *, fragment: bool) -> Prepared:
         version = self._store.version
-        selection = select(query, self._settings, self.current())
         options = widget_options(query, self._settings)
+        selection = select_widget(query, self._settings, options.layout, self.current())
         now = self._clock()
-        with_history = options.sparkline and selection.currency == self._settings.market.default_currency
+        sparkline = options.sparkline or (options.layout == "table" and "sparkline" in options.columns)
+        with_history = sparkline and selection.currency == self._settings.market.default_currency
         board = self.board(selection.coins, selection.currency, now, with_history=with_history)
+        others = tuple(self.board(selection.coins, currency, now) for currency in selection.more_currencies)
         base = self._settings.server.public_url
         page = Page(
             icon_base=base,
@@ -136,21 +147,29 @@ class Views:
             css_url=f"{base}/widget/site.css" if self._settings.widget.css_file else None,
         )
         if fragment:
-            html = self._renderer.fragment(board, options, now=now, page=page)
-            return self._prepared(html.encode(), HTML_TYPE, board, version, FRAGMENT_HEADERS)
-        html = self._renderer.document(board, options, now=now, page=page)
-        return self._prepared(html.encode(), HTML_TYPE, board, version, self._widget_headers)
+            html = self._renderer.fragment(board, options, now=now, page=page, others=others)
+            return self._prepared(html.encode(), HTML_TYPE, board, version, FRAGMENT_HEADERS, others)
+        html = self._renderer.document(board, options, now=now, page=page, others=others)
+        return self._prepared(html.encode(), HTML_TYPE, board, version, self._widget_headers, others)
 
     def _prepared(
-        self, body: bytes, content_type: str, board: Board, version: int, extra: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        content_type: str,
+        board: Board,
+        version: int,
+        extra: Mapping[str, str] | None = None,
+        others: Sequence[Board] = (),
     ) -> Prepared:
+        """`others`: the boards of a widget's further currencies; the body changes when any board's rows do."""
         poller = self._settings.poller
         generated = board.generated_at.timestamp() if board.generated_at else None
         caching = cache_headers(
             interval=poller.interval_seconds, max_stale=poller.max_stale_seconds, generated_at=generated
         )
         headers = COMMON_HEADERS | dict(self._api_headers if extra is None else extra) | caching
-        valid_until = board.valid_until.timestamp() if board.valid_until else None
+        until = [b.valid_until for b in (board, *others) if b.valid_until is not None]
+        valid_until = min(until).timestamp() if until else None
         return Prepared(body, content_type, headers, version, valid_until)
 
     def json_error_page(self, err: Exception, status: int, query: Mapping[str, str]) -> Response:
