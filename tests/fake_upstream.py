@@ -1,6 +1,10 @@
 """Local HTTP servers for tests: LocalServer, and FakeUpstream on it, which answers like the five keyless
 providers: CoinGecko (under /api/v3), CoinPaprika (/v1), Kraken (/0/public), Binance (/api/v3/ticker, klines)
-and Coinbase Exchange (/products).
+and Coinbase Exchange (/products), and the two DEX sources for tokens by contract address: GeckoTerminal
+(/gt/api/v2/simple/networks/{network}/token_price/{addresses}) and DefiLlama (/llama/prices/current/{coins},
+/llama/percentage/{coins}), in the shapes of fixtures/geckoterminal_simple_token_price.constructed.json and
+fixtures/defillama_*.constructed.json. CoinGecko's `/coins/markets?order=market_cap_desc` (the "top:N"
+ranking) answers `coingecko_ranking` (ids, largest first) with `market_cap_rank` 1, 2, ...
 
 For end-to-end tests of the real `ticker serve`: each side serves the documented response shapes
 from a dict the test edits, counts its requests, and can be told to fail (status, body, headers), as a
@@ -182,6 +186,9 @@ class FakeUpstream(LocalServer):
         self.kraken = Side()
         self.binance = Side()
         self.coinbase = Side()
+        self.geckoterminal = Side()  # prices by "network:address" (lower case), usd only
+        self.defillama = Side()  # prices by "chain:address" in DefiLlama's chain names, usd only
+        self.coingecko_ranking: list[str] = []  # CoinGecko ids, largest market cap first
         self.serve_icons = serve_icons
         self.icon_requests = 0  # counted apart from the providers' requests
         self.icon_origin: str | None = None  # where /coins/markets image URLs point; None: here
@@ -214,7 +221,22 @@ class FakeUpstream(LocalServer):
             "kraken": self.kraken,
             "binance": self.binance,
             "coinbase": self.coinbase,
+            "geckoterminal": self.geckoterminal,
+            "defillama": self.defillama,
         }
+
+    @property
+    def geckoterminal_url(self) -> str:
+        return f"{self.origin}/gt/api/v2"
+
+    @property
+    def defillama_url(self) -> str:
+        return f"{self.origin}/llama"
+
+    def serve_token(self, network: str, chain: str, address: str, price: float, change: float | None) -> None:
+        """Both DEX sources price the token at `address` on GeckoTerminal's `network` (DefiLlama's `chain`)."""
+        self.geckoterminal.prices[f"{network}:{address.lower()}"] = {"usd": (price, change)}
+        self.defillama.prices[f"{chain}:{address.lower()}"] = {"usd": (price, change)}
 
     def serve_default_coins(self) -> None:
         """Every side prices the 11 default coins it lists (by its ids from ticker's coin table), with the
@@ -271,6 +293,10 @@ class FakeUpstream(LocalServer):
             return self.binance, self._binance_klines
         if path.startswith("/products/") and path.endswith(("/stats", "/candles")):
             return self.coinbase, self._coinbase
+        if path.startswith("/gt/api/v2/simple/networks/") and "/token_price/" in path:
+            return self.geckoterminal, self._gt_token_price
+        if path.startswith(("/llama/prices/current/", "/llama/percentage/")):
+            return self.defillama, self._llama
         return None, None
 
     # -- CoinGecko --------------------------------------------------------------------------------
@@ -293,6 +319,8 @@ class FakeUpstream(LocalServer):
         return 200, json.dumps(body).encode(), JSON
 
     def _cg_markets(self, path: str, query: Query) -> Reply:
+        if query.get("order", [""])[0] == "market_cap_desc" and "ids" not in query:
+            return self._cg_ranking(query)
         ids = query.get("ids", [""])[0].split(",")
         origin = self.icon_origin or self.origin
         rows = [
@@ -300,7 +328,33 @@ class FakeUpstream(LocalServer):
             | {key: value for key, value in self.coingecko.market.get(i, {}).items() if key.startswith(("mark", "pri"))}
             for i in ids
         ]
+        ranked = {coin_id: rank for rank, coin_id in enumerate(self.coingecko_ranking, start=1)}
+        for row in rows:
+            if row["id"] in ranked:
+                row.setdefault("market_cap_rank", ranked[row["id"]])
         return 200, json.dumps([r for r in rows if r["id"] in self.coingecko.prices]).encode(), JSON
+
+    def _cg_ranking(self, query: Query) -> Reply:
+        """The first `per_page` of `coingecko_ranking`, in the documented /coins/markets row shape."""
+        per_page = int(_number(query.get("per_page", ["100"])[0]) or 100)
+        currency = query.get("vs_currency", ["usd"])[0]
+        rows = []
+        for rank, coin_id in enumerate(self.coingecko_ranking[:per_page], start=1):
+            price = self.coingecko.price(coin_id, currency)
+            symbol = SYMBOL_OF.get(coin_id, coin_id[:4])
+            figures = self.coingecko.market.get(coin_id, {})
+            rows.append(
+                {
+                    "id": coin_id,
+                    "symbol": symbol.lower(),
+                    "name": coin_id.replace("-", " ").title(),
+                    "current_price": None if price is None else price[0],
+                    "market_cap": figures.get(f"{currency}_market_cap"),  # null where unset, as CoinGecko may
+                    "market_cap_rank": rank,
+                    "total_volume": figures.get(f"{currency}_24h_vol"),
+                }
+            )
+        return _json(rows)
 
     def _cg_market_chart(self, path: str, query: Query) -> Reply:
         coin_id = unquote(path[len("/api/v3/coins/") : -len("/market_chart")])
@@ -436,6 +490,42 @@ class FakeUpstream(LocalServer):
         )
         return _json(rows)
 
+    # -- GeckoTerminal and DefiLlama: tokens by contract address, usd only -------------------------
+
+    def _gt_token_price(self, path: str, query: Query) -> Reply:
+        """Unknown addresses are left out of every map, as GeckoTerminal does."""
+        network, _, addresses = path[len("/gt/api/v2/simple/networks/") :].partition("/token_price/")
+        known = {}
+        for address in _token_ids(addresses, ""):
+            quote = self.geckoterminal.price(f"{unquote(network)}:{address}")
+            if quote is not None:
+                known[address] = quote
+        attributes = {
+            "token_prices": {a: fake_history.decimals(p) for a, (p, _) in known.items()},
+            "market_cap_usd": {a: fake_history.decimals(p * 1_000_000) for a, (p, _) in known.items()},
+            "h24_volume_usd": {a: fake_history.decimals(p * 25_000) for a, (p, _) in known.items()},
+            "h24_price_change_percentage": {a: None if c is None else str(c) for a, (_, c) in known.items()},
+            "total_reserve_in_usd": {a: "269041.15769788764465650874159" for a in known},
+        }
+        data = {"id": "1965b339-94a3-4a77-9475-2c3248081bcf", "type": "simple_token_price", "attributes": attributes}
+        return _json({"data": data})
+
+    def _llama(self, path: str, query: Query) -> Reply:
+        coins: dict[str, Any] = {}
+        if path.startswith("/llama/percentage/"):
+            for token_id in _token_ids(path, "/llama/percentage/"):
+                quote = self.defillama.price(token_id)
+                if quote is not None and quote[1] is not None:
+                    coins[token_id] = quote[1]
+            return _json({"coins": coins})
+        stamp = self.defillama.stamp()
+        for token_id in _token_ids(path, "/llama/prices/current/"):
+            quote = self.defillama.price(token_id)
+            if quote is not None:
+                entry = {"decimals": 18, "symbol": "TOKEN", "price": quote[0], "timestamp": stamp, "confidence": 0.99}
+                coins[token_id] = entry
+        return _json({"coins": coins})
+
     # -- Coinbase Exchange ------------------------------------------------------------------------
 
     def _coinbase(self, path: str, query: Query) -> Reply:
@@ -460,6 +550,10 @@ class FakeUpstream(LocalServer):
         if rows is None:
             return 400, body_of("coinbase_error_candles_range.json"), JSON
         return _json(rows)
+
+
+def _token_ids(path: str, prefix: str) -> list[str]:
+    return [unquote(part).lower() for part in path[len(prefix) :].split(",") if part]
 
 
 def _number(text: str) -> float | None:

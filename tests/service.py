@@ -144,6 +144,12 @@ requests_per_minute = 600
 [providers.coinbase]
 base_url = "{upstream.coinbase_url}"
 requests_per_minute = 6000
+[providers.geckoterminal]
+base_url = "{upstream.geckoterminal_url}"
+requests_per_minute = 600
+[providers.defillama]
+base_url = "{upstream.defillama_url}"
+requests_per_minute = 600
 [cache]
 {cache}
 [history]

@@ -87,6 +87,30 @@ async def test_a_done_refresh_waits_its_period():
     assert source.asked == 2
 
 
+async def test_a_source_with_no_coins_yet_is_asked_once_its_coins_arrive():
+    # "top:N" before the poller's first ranked round: the list holds none of the source's coins yet. Marking
+    # that pass done left rank and 1h/7d/30d changes unknown for an hour (seen in tests/test_market_e2e.py).
+    clock = FakeClock()
+    source = Source()
+    coins: list[Coin] = [Coin("OPENVC", "OpenVoiceCoin", {"geckoterminal": "bsc:0x01"})]
+    work = SideWork(
+        [source],
+        lambda: coins,
+        "usd",
+        icons=None,
+        current=lambda: None,
+        interval=60,
+        time_budget=30,
+        monotonic=clock.monotonic,
+    )
+    await work.run_once()
+    assert source.asked == 0
+    coins.append(BTC)
+    clock.advance(60)
+    await work.run_once()
+    assert source.asked == 1
+
+
 async def test_a_pass_is_cut_off_after_its_time_budget():
     class Hanging(Source):
         async def refresh_metadata(self, coins, currency) -> None:

@@ -100,6 +100,8 @@ class SideWork:
             return
         try:
             live = [coin for coin in self._coins() if not coin.is_static]
+            if not any(source.name in coin.ids for coin in live):
+                return  # none of its coins yet ("top:N" before its first ranked round): asked once they come
             await source.refresh_metadata(live, self._currency)
         except ProviderError as err:
             told = err.held or err.over_budget or err.retry_after is not None  # try again when the wait is over
