@@ -276,10 +276,12 @@ def catalogs(tmp_path, monkeypatch):
         monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
         language.cache_clear()
         i18n.translations.cache_clear()
+        i18n._templates.cache_clear()
 
     yield make
     language.cache_clear()
     i18n.translations.cache_clear()
+    i18n._templates.cache_clear()
 
 
 def test_locales_resolve_to_the_most_specific_catalog(catalogs):

@@ -35,7 +35,7 @@ from ticker.render.formatting import (
     format_change,
     format_price,
 )
-from ticker.render.i18n import Language, catalog_for, language
+from ticker.render.i18n import Language, language, templates
 from ticker.render.widget import ARROWS, N_, TEMPLATES, _static, csp_hash
 from ticker.web.query import ChartOptions
 
@@ -88,24 +88,8 @@ class ChartRenderer:
     STYLE_HASH = csp_hash(CSS)
     SCRIPT_HASH = csp_hash(JS)
 
-    def __init__(self) -> None:
-        self._envs: dict[str, jinja2.Environment] = {}
-
     def _environment(self, locale: str) -> jinja2.Environment:
-        """A Jinja2 environment whose gettext speaks this locale's catalog (one per catalog)."""
-        name = catalog_for(locale)
-        env = self._envs.get(name)
-        if env is None:
-            env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(TEMPLATES),
-                autoescape=True,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                extensions=["jinja2.ext.i18n"],
-            )
-            env.install_gettext_translations(language(locale).translations, newstyle=True)  # type: ignore[attr-defined]
-            self._envs[name] = env
-        return env
+        return templates(locale, TEMPLATES)
 
     def document(
         self,

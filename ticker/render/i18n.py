@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import jinja2
 from babel import Locale
 from babel.core import get_global
 from babel.messages.catalog import Catalog
@@ -172,3 +173,22 @@ def pseudo_catalog() -> Catalog:
         else:
             catalog.add(message.id, pseudo(message.id), context=message.context)
     return catalog
+
+
+def templates(locale: str, folder: Path) -> jinja2.Environment:
+    """The Jinja2 environment for the templates in `folder` whose `_`/`gettext`/`ngettext` speak this
+    locale's catalog: one per catalog and folder, cached (the widget, the landing page and the chart share it)."""
+    return _templates(catalog_for(locale), folder)
+
+
+@lru_cache(maxsize=64)
+def _templates(name: str, folder: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(name), newstyle=True)  # type: ignore[attr-defined]
+    return env

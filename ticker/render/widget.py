@@ -40,7 +40,7 @@ from ticker.render.formatting import (
     spoken_amount,
     spoken_change,
 )
-from ticker.render.i18n import Language, available, catalog_for, language
+from ticker.render.i18n import Language, available, language, templates
 from ticker.render.sparkline import sparkline_svg
 from ticker.web.query import WidgetOptions
 
@@ -143,7 +143,6 @@ class WidgetRenderer:
     SCRIPT_HASH = csp_hash(JS)
 
     def __init__(self, settings: Settings) -> None:
-        self._envs: dict[str, jinja2.Environment] = {}
         self._env = self._environment(settings.widget.locale)
         self._locale = settings.widget.locale
         self._title = settings.widget.title
@@ -160,20 +159,7 @@ class WidgetRenderer:
         )
 
     def _environment(self, locale: str) -> jinja2.Environment:
-        """The Jinja2 environment whose `_`/`gettext`/`ngettext` speak this locale's catalog (one per catalog)."""
-        name = catalog_for(locale)
-        env = self._envs.get(name)
-        if env is None:
-            env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(TEMPLATES),
-                autoescape=True,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                extensions=["jinja2.ext.i18n"],
-            )
-            env.install_gettext_translations(language(locale).translations, newstyle=True)  # type: ignore[attr-defined]
-            self._envs[name] = env
-        return env
+        return templates(locale, TEMPLATES)
 
     def _iframe_titles(self) -> dict[str, str]:
         """The iframe title embed.js sets for a `data-locale`, by catalog name ("de", "pt_BR") plus the bare

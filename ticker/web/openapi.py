@@ -50,6 +50,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "schema": {"type": "string", "enum": currencies, "default": currencies[0]},
     }
     error = {"description": "What was wrong and what is allowed.", "content": _json("#/components/schemas/Error")}
+    symbol_param = {
+        "name": "symbol",
+        "in": "path",
+        "required": True,
+        "description": "A configured symbol (case-insensitive; NANO means XNO).",
+        "schema": symbol_schema if settings.market.top is not None else {"type": "string", "enum": symbols},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -73,15 +80,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "One coin",
                     "parameters": [
-                        {
-                            "name": "symbol",
-                            "in": "path",
-                            "required": True,
-                            "description": "A configured symbol (case-insensitive; NANO means XNO).",
-                            "schema": symbol_schema
-                            if settings.market.top is not None
-                            else {"type": "string", "enum": symbols},
-                        },
+                        symbol_param,
                         currency_param,
                     ],
                     "responses": {
@@ -113,15 +112,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "for 24h, 30 minutes for 7d, 2 hours for 30d, a day for 1y, and longer for max. No data yet: "
                     "points is []. 404 when the coin is not configured or history is off on this instance.",
                     "parameters": [
-                        {
-                            "name": "symbol",
-                            "in": "path",
-                            "required": True,
-                            "description": "A configured symbol (case-insensitive; NANO means XNO).",
-                            "schema": symbol_schema
-                            if settings.market.top is not None
-                            else {"type": "string", "enum": symbols},
-                        },
+                        symbol_param,
                         {
                             "name": "range",
                             "in": "query",
