@@ -36,6 +36,8 @@ from ticker.providers.chains import CHAINS, address_problem, request_address
 from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
 from ticker.top import RANKING_PROVIDERS, TOP_MAX, TopSettings
 
+# Exchanges with a keyless WebSocket ticker feed (ticker/live/), in the default order of [live] providers.
+STREAM_PROVIDERS: tuple[str, ...] = ("kraken", "coinbase", "binance")
 CRYPTO_CURRENCIES = frozenset({"btc", "eth", "sats"})
 THEMES = ("light", "dark", "auto")
 # Locales a visitor may ask for (plus the configured widget.locale): Babel keeps every locale it loads,
@@ -152,6 +154,17 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """Exchange WebSocket streams (ticker/live/): off by default. `providers`: the exchanges to stream from,
+    in preference order; `max_updates_per_second`: at most this many `quotes` events per second to each
+    client of /api/v1/stream and /widget/stream (changes in between are coalesced)."""
+
+    enabled: bool = False
+    providers: tuple[str, ...] = STREAM_PROVIDERS
+    max_updates_per_second: float = 4.0
+
+
+@dataclass(frozen=True)
 class Settings:
     market: MarketSettings = field(default_factory=MarketSettings)
     poller: PollerSettings = field(default_factory=PollerSettings)
@@ -162,6 +175,7 @@ class Settings:
     source: Path | None = None  # the file these came from
     warnings: tuple[str, ...] = ()  # suspect but valid settings, one line each naming the key
     history: HistorySettings = field(default_factory=HistorySettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers[name]
@@ -206,6 +220,7 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
     server = _parse_server(root.table("server"))
     widget = _parse_widget(root.table("widget"), base_dir)
     history = _parse_history(root.table("history"), base_dir)
+    live = _parse_live(root.table("live"))
     root.finish()
     problems = root.problems
     if not problems.under("poller.providers"):  # else a typo there would make every coin an error too
@@ -223,6 +238,7 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
         source,
         _warnings(market, poller),
         history,
+        live,
     )
 
 
@@ -425,8 +441,13 @@ def _parse_provider(table: Table, name: str) -> ProviderSettings:
     plan = table.take_choice("plan", cls.PLANS, cls.PLANS[0]) if cls.PLANS else None
     per_minute = table.take_number("requests_per_minute", 0.0, minimum=0.0) or None
     per_month = table.take_number("requests_per_month", 0.0, minimum=0.0) or None
+    stream_url = None
+    if name in STREAM_PROVIDERS:
+        stream_url = table.take_text("stream_url") or None
+        if stream_url is not None and not stream_url.startswith(("ws://", "wss://")):
+            table.fail("stream_url", f"expected a ws:// or wss:// URL, got {describe(stream_url)}")
     table.finish()
-    return ProviderSettings(base_url, api_key_env, plan, per_minute, per_month)
+    return ProviderSettings(base_url, api_key_env, plan, per_minute, per_month, stream_url)
 
 
 def _parse_poller(table: Table) -> PollerSettings:
@@ -481,6 +502,25 @@ def _parse_history(table: Table, base_dir: Path | None) -> HistorySettings:
     if path is not None and path.is_dir():
         table.fail("path", f"expected a file name, got the directory {str(path)!r}")
     return HistorySettings(path, backfill)
+
+
+def _parse_live(table: Table) -> LiveSettings:
+    enabled = table.take("enabled", bool, False)
+    given = table.take_strings("providers", STREAM_PROVIDERS)
+    providers: list[str] = []
+    for index, name in enumerate(given):
+        if name not in STREAM_PROVIDERS:
+            close = did_you_mean(name, STREAM_PROVIDERS)
+            table.problems.add(
+                f"live.providers[{index}]: {name!r} has no stream (streams: {', '.join(STREAM_PROVIDERS)}){close}"
+            )
+        elif name in providers:
+            table.problems.add(f"live.providers[{index}]: duplicate provider {name!r}")
+        else:
+            providers.append(name)
+    rate = table.take_number("max_updates_per_second", 4.0, minimum=0.0, exclusive=True)
+    table.finish()
+    return LiveSettings(enabled, tuple(providers), rate)
 
 
 def _redis_url_problem(url: str) -> str | None:

@@ -22,6 +22,7 @@ class ProviderSettings:
     plan: str | None = None
     requests_per_minute: float | None = None  # None: the provider's published limit for its plan
     requests_per_month: float | None = None  # None: the provider's published monthly cap, if any
+    stream_url: str | None = None  # live WebSocket feed (exchanges only); None: the exchange's public one
 
     def api_key(self) -> str | None:
         """Keys live only in the environment, read when a client is built."""
