@@ -583,3 +583,31 @@ async def test_the_service_uses_the_configured_stale_after_for_arrivals(respx_mo
         btc = await wait_for_price(client, "BTC")
     assert btc["source"] == source
     assert kraken.call_count == (source == "kraken")  # asked only when CoinGecko's quote counts as missing
+
+
+async def test_pairs_a_stream_carries_are_taken_from_it_and_the_rest_polled(clock):
+    alpha = FakeProvider("alpha", {"BTC": 90917.04, "ETH": 3021.5, "ARRR": 0.1412})
+    live_btc = Quote("BTC", "usd", 91000.5, 1.5, NOW, "kraken")
+    covered: dict = {("BTC", "usd"): live_btc}
+    store = SnapshotStore()
+    poller = Poller(
+        [alpha],
+        store,
+        (BTC, ETH, ARRR),
+        ["usd"],
+        interval=60,
+        clock=clock,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        live=lambda: covered,
+    )
+    snapshot = await poller.run_once()
+    assert alpha.asked == [["ETH", "ARRR"]]  # BTC is left to the stream
+    assert snapshot.quote("BTC", "usd") == live_btc
+    assert snapshot.quote("ETH", "usd").source == "alpha"
+    # The stream went down: its coin is polled again in the very next round.
+    covered.clear()
+    clock.advance(60)
+    snapshot = await poller.run_once()
+    assert alpha.asked[-1] == ["BTC", "ETH", "ARRR"]
+    assert snapshot.quote("BTC", "usd").source == "alpha"

@@ -69,14 +69,18 @@ class Poller:
         random_fraction: Callable[[], float] = random.random,
         history: HistoryRecorder | None = None,
         ranking: TopRanking | None = None,
+        live: Callable[[], Mapping[Pair, Quote]] | None = None,
     ) -> None:
         """`coins`: a fixed list, or a CoinList whose "top:N" coins come from `ranking` (else from the last
-        snapshot's `top`, so a restart during an outage keeps the list)."""
+        snapshot's `top`, so a restart during an outage keeps the list). `live`: the pairs the exchange
+        streams carry now, with their gated quotes (LiveQuotes.covered); the round takes those and asks
+        providers only for the rest."""
         self._providers = list(providers)
         self._history = history
         self._store = store
         self._list = coins if isinstance(coins, CoinList) else CoinList(coins)
         self._ranking = ranking
+        self._live = live
         self._top: tuple[Coin, ...] = ()
         self._coins = [coin for coin in self._list.configured if not coin.is_static]
         self._currencies = list(currencies)
@@ -190,6 +194,7 @@ class Poller:
         missing = set(wanted)
         late: dict[Pair, Quote] = {}  # stale on arrival: kept only if no provider has a newer quote
         accepted: list[Quote] = []
+        self._take_live(quotes, accepted, missing)
         for provider in self._providers:
             manners = self._manners[provider.name]
             coins = [
@@ -263,6 +268,20 @@ class Poller:
             self._monotonic() - started,
         )
         return snapshot
+
+    def _take_live(self, quotes: dict[Pair, Quote], accepted: list[Quote], missing: set[Pair]) -> None:
+        """The pairs a stream carries (already gated by the live hub) join the round as they are; a stream
+        that went down or quiet carries none, so its coins are asked of the providers in this round."""
+        if self._live is None:
+            return
+        for pair, quote in self._live().items():
+            if pair not in missing:
+                continue
+            missing.discard(pair)
+            held = quotes.get(pair)
+            if held is None or not _newer(held, quote):
+                quotes[pair] = quote
+                accepted.append(quote)
 
     def _convert_tokens(
         self, quotes: dict[Pair, Quote], accepted: list[Quote], missing: set[Pair], now: datetime

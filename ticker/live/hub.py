@@ -114,7 +114,11 @@ class LiveQuotes:
             pair = (tick.symbol, tick.currency)
             owner = self._owner(pair, mono)
             self._heard[(pair, tick.source)] = mono
-            if owner is not None and owner != tick.source and self._rank(tick.source) > self._rank(owner):
+            if (
+                owner is not None
+                and self._rank(tick.source) > self._rank(owner)
+                and pair not in self._gate.holding()  # while a jump is held, any stream may confirm it
+            ):
                 continue  # a more preferred stream carries this pair
             last = self._last_good(pair)
             admitted = self._gate.admit(tick, last, now)

@@ -20,6 +20,7 @@ from ticker.exceptions import QueryError
 from ticker.history.base import HistoryStore
 from ticker.icons import IconCache
 from ticker.lease import LeaseRole
+from ticker.live.hub import StreamState
 from ticker.models import Coin, canonical_symbol, iso, utcnow
 from ticker.render.board import Board, build_board
 from ticker.render.i18n import language
@@ -74,6 +75,9 @@ class Views:
         }
         self._clock = clock
         self.lease_role = lease_role  # who polls; /metrics reads it too
+        # The exchange streams by name, as this instance knows them (its own, or the holder's through Redis);
+        # None while live streams are off. Set by the lifespan.
+        self.stream_states: Callable[[], Mapping[str, StreamState]] | None = None
 
     def board(self, coins: Sequence[Coin], currency: str, now: datetime, *, with_history: bool = False) -> Board:
         poller = self._settings.poller
@@ -260,6 +264,8 @@ class Views:
             "providers": providers,
             "lease": self.lease_role(),
         }
+        if self.stream_states is not None:
+            body["streams"] = {name: state.to_dict() for name, state in sorted(self.stream_states().items())}
         return JSONResponse(body, status_code=200 if ready else 503, headers=PLAIN_HEADERS)
 
 
