@@ -391,3 +391,39 @@ def test_a_coin_without_an_id_is_named_by_its_place_in_the_file_beside_other_err
         'market.coins[2]: NEO has no id for the configured providers (kraken); add ids = { kraken = "..." } '
         "or run `ticker resolve NEO`",
     )
+
+
+def test_live_streams_are_off_by_default_and_configurable(tmp_path):
+    default = settings_from(tmp_path)
+    assert default.live.enabled is False
+    assert default.live.providers == ("kraken", "coinbase", "binance")
+    assert default.live.max_updates_per_second == 4
+    assert default.provider("kraken").stream_url is None
+    on = settings_from(
+        tmp_path,
+        '[live]\nenabled = true\nproviders = ["binance"]\nmax_updates_per_second = 1.5\n'
+        '[providers.binance]\nstream_url = "ws://127.0.0.1:9/binance"\n',
+    )
+    assert (on.live.enabled, on.live.providers, on.live.max_updates_per_second) == (True, ("binance",), 1.5)
+    assert on.provider("binance").stream_url == "ws://127.0.0.1:9/binance"
+
+
+def test_bad_live_settings_name_their_keys(tmp_path):
+    text = """
+[live]
+enabled = "yes"
+providers = ["krakn", "binance", "binance", "coingecko"]
+max_updates_per_second = 0
+[providers.kraken]
+stream_url = "https://ws.kraken.com/v2"
+"""
+    with pytest.raises(ConfigError) as caught:
+        settings_from(tmp_path, text)
+    assert caught.value.errors == (
+        "providers.kraken.stream_url: expected a ws:// or wss:// URL, got 'https://ws.kraken.com/v2'",
+        "live.enabled: expected true or false, got 'yes'",
+        "live.providers[0]: 'krakn' has no stream (streams: kraken, coinbase, binance); did you mean 'kraken'?",
+        "live.providers[2]: duplicate provider 'binance'",
+        "live.providers[3]: 'coingecko' has no stream (streams: kraken, coinbase, binance)",
+        "live.max_updates_per_second: expected a number greater than 0, got 0.0",
+    )
