@@ -33,7 +33,7 @@ from ticker.models import Coin, canonical_symbol
 from ticker.providers import PROVIDERS, TOKEN_PROVIDERS
 from ticker.providers.base import ProviderSettings
 from ticker.providers.chains import CHAINS, address_problem, request_address
-from ticker.providers.coin_ids import DEFAULT_SYMBOLS, lookup
+from ticker.providers.coin_ids import DEFAULT_SYMBOLS, KRAKEN_WS, lookup
 from ticker.top import RANKING_PROVIDERS, TOP_MAX, TopSettings
 
 # Exchanges with a keyless WebSocket ticker feed (ticker/live/), in the default order of [live] providers.
@@ -342,7 +342,7 @@ def _parse_coin(entry: Any, path: str, currencies: tuple[str, ...], problems: Pr
     ids = dict(known.ids) if known else {}
     ids_table = table.table("ids")
     for provider in list(ids_table.data):
-        if provider not in PROVIDERS:
+        if provider not in PROVIDERS and provider != KRAKEN_WS:  # kraken_ws: Kraken's stream name, "BTC/USD"
             ids_table.fail(provider, _unknown_provider(provider, key=ids_table.key("")))
             del ids_table.data[provider]
         elif provider in TOKEN_PROVIDERS:

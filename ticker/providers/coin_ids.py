@@ -98,6 +98,21 @@ _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str | None, str
     ("COMP", "Compound", "compound-governance-token", "comp-compoundd", None, "COMPUSDT", None),
 )
 
+# Kraken's WebSocket v2 names for the rows above that have a Kraken REST pair: v2 says BTC and DOGE where
+# REST says XBT and XDG, and puts a slash before the quote (docs/coin-ids.md); id key "kraken_ws".
+KRAKEN_WS = "kraken_ws"
+_KRAKEN_WS_PAIRS: Mapping[str, str] = {
+    "BTC": "BTC/USD",
+    "ETH": "ETH/USD",
+    "XMR": "XMR/USD",
+    "DOGE": "DOGE/USD",
+    "LTC": "LTC/USD",
+    "ADA": "ADA/USD",
+    "SOL": "SOL/USD",
+    "XRP": "XRP/USD",
+    "ETC": "ETC/USD",
+}
+
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "NEO", "WAVES", "XMR", "XNO", "ARK", "ARRR", "DOGE", "LTC", "ADA")
 
 
@@ -105,6 +120,8 @@ def _build_table() -> Mapping[str, KnownCoin]:
     table: dict[str, KnownCoin] = {}
     for symbol, name, *ids in _ROWS:
         provider_ids = {provider: pid for provider, pid in zip(_PROVIDERS, ids, strict=True) if pid}
+        if symbol in _KRAKEN_WS_PAIRS:
+            provider_ids[KRAKEN_WS] = _KRAKEN_WS_PAIRS[symbol]
         table[symbol] = KnownCoin(symbol, name, MappingProxyType(provider_ids))
     return MappingProxyType(table)
 
