@@ -223,7 +223,6 @@ class StreamConnection:
                 max_size=MAX_FRAME_BYTES,
                 max_queue=64,
                 user_agent_header=self._user_agent,
-                compression=None,
             ) as ws:
                 loss = await self._stream(ws, feed)
                 up = loss[1]
