@@ -74,7 +74,7 @@ class Record:
     closed_at: float | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     ws: ServerConnection
     exchange: str

@@ -182,7 +182,12 @@ class StreamConnection:
             feed.reset()
             self.attempts += 1
             started = self._monotonic()
-            loss, was_up = await self._connection(feed)
+            try:
+                loss, was_up = await self._connection(feed)
+            except Exception as err:  # a bug in a feed or the hub: logged, and the stream carries on
+                if not self._in_outage():
+                    log.exception("stream %s failed", self._name)
+                loss, was_up = _Loss(f"internal error: {type(err).__name__}"), False
             if self._stopping:
                 return
             if was_up and self._monotonic() - started >= self._stable_after:
