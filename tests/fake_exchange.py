@@ -21,7 +21,8 @@ Paths (one server, one port):
   web-socket-streams): `{"method": "SUBSCRIBE", "params": [...], "id": n}` answered `{"result": null,
   "id": n}`, a malformed stream name by `{"error": {"code": 2, "msg": "Invalid request: invalid stream"},
   "id": n}` (ctubio/Krypto-trading-bot#1121); an unknown symbol is accepted and never ticks, as Binance does
-  (JKorf/Binance.Net#620); `24hrMiniTicker` payloads (e, E, s, c, o, h, l, v, q) on each tick; WebSocket pings
+  (JKorf/Binance.Net#620); `24hrMiniTicker` payloads (e, E, s, c, o, h, l, v, q) on each tick and, for pairs
+  with a price, again every `heartbeat_seconds` (the documented update speed is 1000 ms); WebSocket pings
   only; more than 5 incoming messages in a second closes the connection (the documented limit).
 
 Constructed (no documented shape found; change them if the real one turns up): Coinbase's close on a
@@ -408,6 +409,12 @@ class FakeExchange:
             await asyncio.sleep(self.heartbeat_seconds)
             if client.exchange == "kraken":
                 await self._out(client, json.dumps({"channel": "heartbeat"}))
+            elif client.exchange == "binance":  # "Update Speed: 1000ms": the last figures again
+                for pair in list(client.record.pairs):
+                    with self._lock:
+                        held = self.prices.get(("binance", pair))
+                    if held is not None:
+                        await self._out(client, self._ticker_frame(client, pair, *held))
             elif client.exchange == "coinbase" and client.heartbeat:
                 for product in list(client.record.pairs):
                     self._sequence += 1
