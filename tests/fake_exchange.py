@@ -73,6 +73,7 @@ class Record:
     status: int
     pairs: list[str] = field(default_factory=list)
     closed_at: float | None = None
+    user_agent: str | None = None
 
 
 @dataclass(eq=False)
@@ -369,6 +370,7 @@ class FakeExchange:
             refuse = self._refuse.get(exchange) if exchange else None
             status = 404 if exchange is None else refuse[0] if refuse else 101
             record = Record(time.monotonic(), exchange or "?", request.path, status)
+            record.user_agent = request.headers.get("User-Agent")
             self.records.append(record)
             self._pending[id(connection)] = record
         if exchange is None:

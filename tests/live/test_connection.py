@@ -70,6 +70,8 @@ class KrakenLikeFeed:
                 return [Subscribed((str(message["result"]["symbol"]),))]
             symbol = message.get("symbol")
             return [Refused(str(symbol) if symbol else None, str(message.get("error")))]
+        if message.get("error") and message.get("method") != "subscribe":
+            raise FeedError(f"error: {message['error']}", retry_after=5.0 if "rate" in message["error"] else None)
         if message.get("method") == "pong" or message.get("channel") in ("heartbeat", "status"):
             return [Heartbeat()]
         if message.get("channel") == "ticker":
@@ -151,6 +153,7 @@ async def test_ticks_reach_the_hub_and_the_stream_is_up(fake: FakeExchange) -> N
     records = fake.connections("kraken")
     assert len(records) == 1
     assert sorted(records[0].pairs) == ["BTC/USD", "ETH/USD"]
+    assert (records[0].user_agent or "").startswith("ticker/")
     await finish(conn, task)
 
 
@@ -351,3 +354,31 @@ async def test_stop_ends_a_long_wait_within_a_second(fake: FakeExchange) -> None
     await asyncio.wait_for(task, 1.0)
     assert hub.state().reason == "stopped"
     assert len(fake.attempts("kraken")) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "least"),
+    [
+        (lambda fake: fake.drop("kraken", code=1013, reason="Try Again Later"), "closed by exchange: 1013 Try Again Later", 30.0),
+        (lambda fake: fake.slow_consumer("kraken"), "closed by exchange: 1008 slow consumer", 10.0),
+        (lambda fake: fake.send("kraken", json.dumps({"error": "Exceeded msg rate"})), "error: Exceeded msg rate", 5.0),
+        (lambda fake: fake.drop("kraken", code=1001), "closed by exchange: 1001", 0.0),
+    ],
+)
+async def test_exchange_closes_and_errors_set_the_least_wait(
+    fake: FakeExchange, fault: Callable[[FakeExchange], None], reason: str, least: float
+) -> None:
+    hub = RecordingHub()
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        conn.stop()
+
+    conn = make(fake, hub, sleep=record)
+    task = await running(conn)
+    await until(lambda: hub.state().state == "up", "up")
+    fault(fake)
+    await asyncio.wait_for(task, 2.0)
+    assert hub.downs()[0] == reason
+    assert least <= waits[0] <= max(least, 0.1)

@@ -16,9 +16,9 @@ Waits between connections: full-jitter exponential backoff (uniform in [0, min(c
 1 s, cap 60 s, n the failures in a row; n starts again after a connection stayed up 60 s), raised to a
 floor where the exchange said more:
 
-- handshake refused with HTTP 429 or 418 (Binance: too many connections, then an IP ban; Cloudflare in
-  front of Kraken and Coinbase): `Retry-After` (delta-seconds or an HTTP date), capped at 15 min; without
-  one, at least 60 s (429) or 5 min (418). Other statuses (5xx, 403): backoff.
+- a refused handshake's `Retry-After` (delta-seconds or an HTTP date; 429 and 418 are Binance's "too many
+  connections" and IP ban, and Cloudflare's in front of Kraken and Coinbase), capped at 15 min; a 429
+  without one waits at least 60 s, a 418 5 min. Other statuses (5xx, 403) without it: backoff.
 - `FeedError.retry_after` (the feed's reading of an exchange error, e.g. Kraken v2's rate-limit errors):
   honoured, capped at 15 min.
 - close 1013 (try again later): at least 30 s. Close 1008 (policy violation; how Binance and Coinbase end
