@@ -359,7 +359,11 @@ async def test_stop_ends_a_long_wait_within_a_second(fake: FakeExchange) -> None
 @pytest.mark.parametrize(
     ("fault", "reason", "least"),
     [
-        (lambda fake: fake.drop("kraken", code=1013, reason="Try Again Later"), "closed by exchange: 1013 Try Again Later", 30.0),
+        (
+            lambda fake: fake.drop("kraken", code=1013, reason="Try Again Later"),
+            "closed by exchange: 1013 Try Again Later",
+            30.0,
+        ),
         (lambda fake: fake.slow_consumer("kraken"), "closed by exchange: 1008 slow consumer", 10.0),
         (lambda fake: fake.send("kraken", json.dumps({"error": "Exceeded msg rate"})), "error: Exceeded msg rate", 5.0),
         (lambda fake: fake.drop("kraken", code=1001), "closed by exchange: 1001", 0.0),
