@@ -154,6 +154,7 @@ async def test_ticks_reach_the_hub_and_the_stream_is_up(fake: FakeExchange) -> N
     assert len(records) == 1
     assert sorted(records[0].pairs) == ["BTC/USD", "ETH/USD"]
     assert (records[0].user_agent or "").startswith("ticker/")
+    assert conn.subscribed == {"BTC/USD", "ETH/USD"}
     await finish(conn, task)
 
 

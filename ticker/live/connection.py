@@ -138,6 +138,7 @@ class StreamConnection:
         self.failures = 0  # failed connections in a row
         self.attempts = 0  # connections tried, in all
         self.last_wait: float | None = None  # the last wait between connections (seconds)
+        self.subscribed: set[str] = set()  # the pairs the exchange confirmed on the current connection
 
     @property
     def name(self) -> str:
@@ -180,6 +181,7 @@ class StreamConnection:
         while not self._stopping:
             feed = self._factory()
             feed.reset()
+            self.subscribed = set()
             self.attempts += 1
             started = self._monotonic()
             try:
@@ -290,6 +292,7 @@ class StreamConnection:
                         if event.quotes:
                             self._hub.apply(event.quotes)
                     elif isinstance(event, Subscribed):
+                        self.subscribed.update(event.pairs)
                         if not up:
                             up = self._mark_up()
                     elif isinstance(event, Refused):
