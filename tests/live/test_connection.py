@@ -40,6 +40,7 @@ class KrakenLikeFeed:
         self.silence_seconds = silence
         self.ping_seconds = ping
         self.send_spacing = 0.0
+        self.refusal_voids_subscription = False
 
     def pair(self, coin: Coin) -> str | None:
         return f"{coin.symbol}/USD"
@@ -329,6 +330,29 @@ async def test_a_refused_pair_is_dropped_and_the_others_go_on(
     await finish(conn, task)
     refusals = [r for r in caplog.records if "refused DOGE/USD" in r.getMessage()]
     assert len(refusals) == 1
+
+
+async def test_coinbase_subscribes_again_without_a_refused_product(fake: FakeExchange) -> None:
+    """Coinbase ignores a whole subscribe frame when one product in it is invalid: the connection is replaced
+    at once by one without that product, and the others tick."""
+    from ticker.live.coinbase import CoinbaseFeed
+
+    fake.refuse_pair("coinbase", "DOGE-USD")
+    hub = RecordingHub()
+    conn = StreamConnection(
+        CoinbaseFeed,
+        fake.url("coinbase"),
+        {"BTC-USD": "BTC", "DOGE-USD": "DOGE"},
+        hub,  # type: ignore[arg-type]
+        backoff_base=0.05,
+    )
+    task = await running(conn)
+    await until(lambda: [c.pairs for c in fake.connections("coinbase")][-1:] == [["BTC-USD"]], "BTC-USD alone")
+    fake.tick("coinbase", "BTC-USD", 92000.0, 2.0)
+    await until(lambda: price(hub, "BTC") == 92000.0, "BTC ticks")
+    state = hub.streams["coinbase"]
+    assert state.state == "up" and state.coins == ("BTC",)
+    await finish(conn, task)
 
 
 async def test_stop_ends_a_connected_stream_within_a_second(fake: FakeExchange) -> None:

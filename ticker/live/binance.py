@@ -53,6 +53,7 @@ class BinanceFeed:
     silence_seconds = 60.0
     ping_seconds: float | None = None
     send_spacing = 0.25  # under 5 incoming messages a second (we send none: streams are in the URL)
+    refusal_voids_subscription = False
 
     def __init__(self) -> None:
         self._named: tuple[str, ...] = ()  # the pairs the last url() named

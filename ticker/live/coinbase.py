@@ -49,6 +49,7 @@ class CoinbaseFeed:
     silence_seconds = 10.0
     ping_seconds: float | None = None
     send_spacing = 0.25  # 4 a second, under the 8 requests per second per IP
+    refusal_voids_subscription = True
 
     def __init__(self) -> None:
         self._sequence: dict[str, int] = {}  # product -> the highest ticker sequence seen

@@ -300,6 +300,8 @@ class StreamConnection:
                             return _Loss(f"subscription refused: {_short(event.reason)}"), up
                         if self._refuse(event.pair, event.reason):
                             return _Loss("no pair accepted", final=True), up
+                        if feed.refusal_voids_subscription:
+                            return _Loss(f"{_short(event.pair)} refused; subscribing again without it"), up
                     elif isinstance(event, Heartbeat):
                         pass
         except ConnectionClosed as err:

@@ -83,6 +83,9 @@ class ExchangeFeed(Protocol):
     ping_seconds: float | None
     # Seconds between the subscribe frames we send (the exchange's limit on incoming messages).
     send_spacing: float
+    # True where a refused pair voids the whole subscribe frame it came in (Coinbase): the connection is then
+    # replaced at once without that pair. False where the others stay subscribed (Kraken answers per pair).
+    refusal_voids_subscription: bool
 
     def pair(self, coin: Coin) -> str | None:
         """The stream's name for the coin's USD pair (from the coin table), or None: not on this exchange."""

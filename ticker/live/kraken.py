@@ -52,6 +52,7 @@ class KrakenFeed:
     silence_seconds = 10.0
     ping_seconds: float | None = 30.0
     send_spacing = 0.5
+    refusal_voids_subscription = False
 
     def pair(self, coin: Coin) -> str | None:
         """The coin's v2 USD pair (`ids["kraken_ws"]`, "BTC/USD"), or None."""
