@@ -29,6 +29,9 @@ from ticker.history.demo import DemoHistory
 from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
+from ticker.live.connection import StreamConnection
+from ticker.live.hub import LiveQuotes
+from ticker.live.streams import LiveStreams
 from ticker.logs import setup_logging
 from ticker.models import Candle, SavedManners, utcnow
 from ticker.poller import Poller
@@ -50,7 +53,8 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"ticker/{__version__} (self-hosted price widget)"
 SIDE_WORK_SECONDS = 30.0  # time budget of one side-work pass (icons, metadata); the rest waits for the next
-MANNERS_SAVE_SECONDS = 0.5  # how soon a new hold or spent request reaches Redis
+MANNERS_SAVE_SECONDS = 0.5
+LIVE_FRESH_SECONDS = 60.0  # how long a stream's last tick of a pair covers it (see LiveQuotes)  # how soon a new hold or spent request reaches Redis
 
 
 def create_app(
@@ -111,6 +115,26 @@ def create_app(
     )
     history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo, coins=views.coins)
     interval = settings.poller.interval_seconds
+    # Live quotes from the exchange streams ([live]); the demo has none.
+    live = (
+        LiveQuotes(
+            settings.market.live_coins,
+            preference=settings.live.providers,
+            snapshot=lambda: snapshots.current,
+            interval=interval,
+            # A pair with no trade for a while keeps its stream's last price: still the last price traded,
+            # until half of stale_after (a quiet pair must never show as stale while the poller could help).
+            fresh_seconds=min(max(interval, LIVE_FRESH_SECONDS), settings.poller.stale_after_seconds / 2),
+            max_jump_pct=settings.poller.max_jump_pct or None,
+            stale_after=settings.poller.stale_after_seconds,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        if settings.live.enabled and not demo
+        else None
+    )
+    if live is not None:
+        views.stream_states = lambda: live.streams
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
     @contextlib.asynccontextmanager
@@ -161,6 +185,7 @@ def create_app(
                 stale_after=settings.poller.stale_after_seconds,
                 history=recorder,
                 ranking=ranking,
+                live=live.covered if live is not None else None,
             )
             if loaded is not None:
                 poller.restore_manners(loaded.manners)
@@ -218,6 +243,16 @@ def create_app(
                     tasks.start_soon(_share_manners, poller, sharing, lambda: polling.role == "holder")
                 tasks.start_soon(side_work.run_forever)
                 tasks.start_soon(backfill.run_forever)
+                if live is not None:
+                    streams = LiveStreams(
+                        settings.live.providers,
+                        {name: settings.provider(name).stream_url for name in settings.live.providers},
+                        live,
+                        lambda: poller.coins,
+                        role=lease_role,
+                        connect=lambda feed, url, pairs, hub: StreamConnection(feed, url, pairs, hub, clock=clock),
+                    )
+                    tasks.start_soon(streams.run_forever)
                 try:
                     yield
                 finally:
