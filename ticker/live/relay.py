@@ -155,8 +155,10 @@ class LiveRelay:
                     if stored > self._last_heard:  # newer than the last message (before a Redis outage)
                         self._last_heard = stored
                         self._set_streams(streams)
+            subscribed = self._monotonic()
             while True:
-                self._check_silence()
+                if self._monotonic() - max(self._last_heard, subscribed) > self._silence:
+                    return  # the holder is gone, or this subscription died unseen: forget (below), subscribe anew
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=ROLE_CHECK_SECONDS)
                 if message is None or message.get("type") != "message":
                     continue
@@ -204,12 +206,14 @@ class LiveRelay:
     # -- both -----------------------------------------------------------------------------------
 
     async def _retrying(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work` again after each Redis failure, waiting a little longer each time (never raises those)."""
+        """Run `work` again when it ends; after a failure, wait a little longer each time (never raises)."""
         wait = BACKOFF_SECONDS[0]
         while True:
             started = self._monotonic()
             try:
                 await work()
+                wait = BACKOFF_SECONDS[0]
+                continue  # it ended by itself (a silent subscription): start afresh at once
             except REDIS_FAILURES as err:
                 self._health.lost(err)
             except Exception:
