@@ -257,6 +257,62 @@ async def test_the_relay_recovers_when_redis_restarts(redis, caplog):
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
+class FreezingProxy:
+    """A TCP relay to redis-server whose open connections can go silent without closing (a dead NAT entry,
+    a blackholed peer); connections made afterwards work."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self._open: list[dict[str, bool]] = []
+
+    def freeze(self) -> None:
+        for connection in self._open:
+            connection["frozen"] = True
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener:
+            task_status.started()
+            await listener.serve(self._relay)
+
+    async def _relay(self, client: anyio.abc.SocketStream) -> None:
+        state = {"frozen": False}
+        self._open.append(state)
+        async with client, await anyio.connect_tcp("127.0.0.1", self.target) as server:
+
+            async def pipe(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+                async for data in source:
+                    if not state["frozen"]:
+                        await sink.send(data)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(pipe, client, server)
+                await pipe(server, client)
+                tasks.cancel_scope.cancel()
+
+
+@pytest.mark.e2e
+async def test_a_follower_whose_connection_dies_unseen_subscribes_again(redis):
+    proxy = FreezingProxy(redis.port)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(proxy.serve)
+        holder = Instance(redis.url, role="holder").start(tasks)
+        follower = Instance(f"redis://127.0.0.1:{proxy.port}/0", role="follower").start(tasks)
+        holder.hub.set_stream("kraken", KRAKEN_UP)
+        await until(lambda: subscribed(redis.url), "the follower subscribed")
+        holder.hub.accept([tick("BTC", 1.0)])
+        await until(lambda: follower.quotes() == holder.quotes(), "the first tick")
+        proxy.freeze()  # no error, no close: the follower's connections just fall silent
+        await until(lambda: not follower.hub.streams, "the follower stopped vouching for the stream", 2.0)
+        holder.hub.accept([tick("BTC", 2.0, seconds=1)])  # may be lost with the dead subscription
+        await until(lambda: follower.hub.streams == {"kraken": KRAKEN_UP}, "subscribed again", 8.0)
+        holder.hub.accept([tick("BTC", 3.0, seconds=2)])
+        await until(lambda: follower.quotes() == holder.quotes(), "a tick on the new subscription", 1.0)
+        tasks.cancel_scope.cancel()
+
+
 @pytest.mark.e2e
 async def test_roles_switch_from_holder_to_follower_and_back(redis_url):
     async with anyio.create_task_group() as tasks:
