@@ -22,7 +22,7 @@ from tests.conftest import NOW, until
 from tests.redis_server import RedisServer, require_redis_server
 from ticker.lease import LeaseRole
 from ticker.live.hub import LiveQuotes, StreamState
-from ticker.live.relay import BadMessage, LiveRelay, decode_message, encode_message
+from ticker.live.relay import CHANNEL, STATES_KEY, BadMessage, LiveRelay, decode_message, encode_message
 from ticker.models import Coin, Quote
 from ticker.redis_store import RedisHealth, RedisSnapshotStore, redis_cache
 
@@ -48,8 +48,8 @@ class Instance:
         self.role: LeaseRole = role
         self.relay = LiveRelay(
             self.store.redis,
-            self.store.key("live"),
-            self.store.key("live-streams"),
+            self.store.key(CHANNEL),
+            self.store.key(STATES_KEY),
             self.hub,
             rate=rate,
             health=self.store.health,
@@ -94,7 +94,7 @@ async def subscribed(url: str, count: int = 1) -> bool:
 async def subscribers(url: str) -> int:
     probe = RedisSnapshotStore(redis_cache(url, "t"), snapshot_path=None, health=RedisHealth())
     try:
-        counts = await probe.redis.pubsub_numsub(probe.key("live"))
+        counts = await probe.redis.pubsub_numsub(probe.key(CHANNEL))
         return int(counts[0][1])
     finally:
         await probe.close()
@@ -104,7 +104,7 @@ async def listen(url: str, received: list[dict[str, object]], *, task_status: an
     """Collect every message on the live channel, as a third party sees it."""
     store = RedisSnapshotStore(redis_cache(url, "t"), snapshot_path=None, health=RedisHealth())
     pubsub = store.redis.pubsub()
-    await pubsub.subscribe(store.key("live"))
+    await pubsub.subscribe(store.key(CHANNEL))
     task_status.started()
     try:
         while True:
@@ -206,9 +206,9 @@ async def test_malformed_messages_are_skipped_and_logged_once(redis_url, caplog)
         await until(lambda: subscribed(redis_url), "the follower subscribed")
         with caplog.at_level("DEBUG", logger="ticker.live.relay"):
             for raw in BAD_MESSAGES:
-                await publisher.redis.publish(publisher.key("live"), raw)
+                await publisher.redis.publish(publisher.key(CHANNEL), raw)
             good = tick("ETH", 3012.5)
-            await publisher.redis.publish(publisher.key("live"), encode_message([good], {"kraken": KRAKEN_UP}))
+            await publisher.redis.publish(publisher.key(CHANNEL), encode_message([good], {"kraken": KRAKEN_UP}))
             await until(lambda: follower.quotes(), "the good message after the bad ones")
         assert follower.quotes() == {("ETH", "usd"): good} and follower.hub.streams == {"kraken": KRAKEN_UP}
         assert follower.relay.skipped == len(BAD_MESSAGES)

@@ -41,6 +41,8 @@ from ticker.redis_store import REDIS_FAILURES, RedisHealth
 
 logger = logging.getLogger(__name__)
 
+CHANNEL = "live"  # the pub/sub channel's name under the namespace: store.key(CHANNEL)
+STATES_KEY = "live-streams"  # the holder's stream states: store.key(STATES_KEY)
 VERSION = 1
 HEARTBEAT_SECONDS = 5.0
 SILENT_HEARTBEATS = 3  # no message for this many heartbeats: the holder is gone; also the states key's TTL
@@ -69,7 +71,7 @@ class LiveRelay:
         heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         """`redis`: a RedisSnapshotStore's `.redis`; `channel` and `states_key`: keys under the namespace
-        (`store.key("live")`, `store.key("live-streams")`). `rate`: messages per second at most (> 0).
+        (`store.key(CHANNEL)`, `store.key(STATES_KEY)`). `rate`: messages per second at most (> 0).
         `health`: the store's RedisHealth, so an outage is logged once per instance (default: our own).
         `heartbeat`: seconds between the holder's heartbeats."""
         if rate <= 0:
