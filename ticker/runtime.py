@@ -31,6 +31,9 @@ from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
 from ticker.live.connection import StreamConnection
 from ticker.live.hub import LiveQuotes
+from ticker.live.relay import CHANNEL as RELAY_CHANNEL
+from ticker.live.relay import STATES_KEY as RELAY_STATES_KEY
+from ticker.live.relay import LiveRelay
 from ticker.live.streams import LiveStreams
 from ticker.logs import setup_logging
 from ticker.models import Candle, SavedManners, utcnow
@@ -54,6 +57,9 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"ticker/{__version__} (self-hosted price widget)"
 SIDE_WORK_SECONDS = 30.0  # time budget of one side-work pass (icons, metadata); the rest waits for the next
 MANNERS_SAVE_SECONDS = 0.5
+# Relay messages per second from the lease holder to the followers: above live.max_updates_per_second's default,
+# so the relay adds at most 0.1 s before a follower's own per-client limit applies.
+RELAY_RATE = 10.0
 LIVE_FRESH_SECONDS = 60.0  # how long a stream's last tick of a pair covers it (see LiveQuotes)  # how soon a new hold or spent request reaches Redis
 
 
@@ -240,6 +246,16 @@ def create_app(
                     )
                     side_work.active = backfill.active = lambda: polling.role != "follower"
                     tasks.start_soon(polling.run_forever)
+                    if live is not None:  # the holder's ticks to every follower, through Redis pub/sub
+                        relay = LiveRelay(
+                            sharing.redis,
+                            sharing.key(RELAY_CHANNEL),
+                            sharing.key(RELAY_STATES_KEY),
+                            live,
+                            rate=RELAY_RATE,
+                            health=sharing.health,
+                        )
+                        tasks.start_soon(relay.run, lambda: polling.role)
                     tasks.start_soon(_share_manners, poller, sharing, lambda: polling.role == "holder")
                 tasks.start_soon(side_work.run_forever)
                 tasks.start_soon(backfill.run_forever)
