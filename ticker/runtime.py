@@ -56,11 +56,11 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"ticker/{__version__} (self-hosted price widget)"
 SIDE_WORK_SECONDS = 30.0  # time budget of one side-work pass (icons, metadata); the rest waits for the next
-MANNERS_SAVE_SECONDS = 0.5
+MANNERS_SAVE_SECONDS = 0.5  # how soon a new hold or spent request reaches Redis
 # Relay messages per second from the lease holder to the followers: above live.max_updates_per_second's default,
 # so the relay adds at most 0.1 s before a follower's own per-client limit applies.
 RELAY_RATE = 10.0
-LIVE_FRESH_SECONDS = 60.0  # how long a stream's last tick of a pair covers it (see LiveQuotes)  # how soon a new hold or spent request reaches Redis
+LIVE_FRESH_SECONDS = 60.0  # how long a stream's last tick of a pair covers it (see LiveQuotes)
 
 
 def create_app(
