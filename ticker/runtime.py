@@ -29,6 +29,7 @@ from ticker.history.demo import DemoHistory
 from ticker.history.recorder import HistoryRecorder
 from ticker.icons import IconCache
 from ticker.lease import LEASE_KEY, LeaseRole, PollerLease, SharedPolling
+from ticker.live.hub import LiveQuotes
 from ticker.logs import setup_logging
 from ticker.models import Candle, SavedManners, utcnow
 from ticker.poller import Poller
@@ -88,8 +89,21 @@ def create_app(
             return polling.role
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
-    views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
     snapshots = store  # the store, as the closures below see it (never None from here on)
+    interval = settings.poller.interval_seconds
+    live = (
+        LiveQuotes(
+            settings.market.live_coins,
+            preference=settings.live.providers,
+            snapshot=lambda: snapshots.current,
+            interval=interval,
+            max_jump_pct=settings.poller.max_jump_pct or None,
+            stale_after=settings.poller.stale_after_seconds,
+        )
+        if settings.live.enabled and not demo
+        else None
+    )
+    views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role, live=live)
 
     def snapshot_time() -> float:
         """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""
@@ -110,7 +124,6 @@ def create_app(
         store=injected if injected is not None else demo_history if demo else None,
     )
     history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo, coins=views.coins)
-    interval = settings.poller.interval_seconds
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
     @contextlib.asynccontextmanager
@@ -232,7 +245,9 @@ def create_app(
                     await lease.release()
                     await sharing.close()
 
-    return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
+    return build_app(
+        settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock, live=live
+    )
 
 
 async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:
