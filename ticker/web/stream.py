@@ -32,7 +32,7 @@ from ticker.exceptions import QueryError
 from ticker.live.hub import LiveQuotes, Pair
 from ticker.models import Snapshot
 from ticker.store import SnapshotStore
-from ticker.web.response_cache import COMMON_RAW, NotFound, PreparedEndpoint, VariantKey, header_value
+from ticker.web.response_cache import COMMON_RAW, NotFound, Prepared, PreparedEndpoint, VariantKey, header_value
 
 KEEPALIVE_SECONDS = 15.0
 # The lifespan state key under which the app hands its closing event to the server (ticker.web.server),
@@ -173,7 +173,7 @@ class EventStream:
                 if self._live is None:
                     await self._pump(scope, send, prepared.body)
                 else:
-                    await _Connection(self, self._live, scope, send, tasks).run(prepared.body)
+                    await _Connection(self, self._live, scope, send, tasks).run(prepared)
         finally:
             self._tally.clients -= 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -218,9 +218,13 @@ class _Connection:
         self._path_params: Mapping[str, Any] = scope.get("path_params", {})
         self._waiting: anyio.CancelScope | None = None
 
-    async def run(self, body: bytes) -> None:
+    async def run(self, prepared: Prepared) -> None:
+        """The events until cancelled. The hot path (a tick) touches no rendering of `prices`: that is looked
+        at only when the snapshot changed or a coin's stale state flips (`valid_until`)."""
         stream, live, store, hub = self._stream, self._live, self._stream._store, self._live.hub
         monotonic = stream._monotonic
+        body = prepared.body
+        prices_due = prepared.valid_until
         seen = store.version
         variant = live.variant(self._path_params, self._query)
         if stream._prices:
@@ -240,10 +244,8 @@ class _Connection:
             wait = max(last_sent + stream._keepalive - now, 0.0)
             if pending:
                 wait = min(wait, max(last_live + live.gap - now, 0.0))
-            if stream._prices:
-                valid_until = stream._endpoint.get(self._scope).valid_until
-                if valid_until is not None:
-                    wait = min(wait, max(valid_until - stream._clock(), 0.0) + 0.01)
+            if stream._prices and prices_due is not None:
+                wait = min(wait, max(prices_due - stream._clock(), 0.0) + 0.01)
             if store.version == seen or not stream._prices:
                 with anyio.move_on_after(wait) as self._waiting:
                     if pending:
@@ -251,11 +253,12 @@ class _Connection:
                     else:
                         await hub.wait_for_change(version)
                 self._waiting = None
-            if stream._prices and store.version != seen:
-                seen = store.version
-                variant = live.variant(self._path_params, self._query)  # "top:N" may have moved
-            if stream._prices:
+            if stream._prices and (store.version != seen or (prices_due is not None and stream._clock() >= prices_due)):
+                if store.version != seen:
+                    seen = store.version
+                    variant = live.variant(self._path_params, self._query)  # "top:N" may have moved
                 prepared = stream._endpoint.get(self._scope)
+                prices_due = prepared.valid_until
                 if prepared.body != sent_prices:
                     await stream._send(self._send, "prices", _event(prepared.body))
                     sent_prices = prepared.body
