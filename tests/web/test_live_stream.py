@@ -337,3 +337,11 @@ def test_widget_js_parses_as_served(tmp_path):
     script = tmp_path / "widget.js"
     script.write_text(WidgetRenderer.JS)  # the file's lines joined, as the page inlines (and hashes) it
     subprocess.run(["node", "--check", str(script)], check=True)
+
+
+def test_the_highlight_fades_and_stays_still_for_reduced_motion():
+    css = WidgetRenderer.CSS
+    assert ".tk-hl{animation:tk-hl 1s ease-out}" in css
+    assert "@media (prefers-reduced-motion:reduce){.tk-hl{animation:none}}" in css
+    assert 'new EventSource(s.dataset.live).addEventListener("rows"' in WidgetRenderer.JS
+    assert "aria-live" not in WidgetRenderer.JS
