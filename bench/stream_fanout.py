@@ -128,6 +128,11 @@ def serve(port: int) -> None:
             stream._closing.set()  # what TickerServer does at shutdown (no lifespan here to hand it over)
             server.should_exit = True
 
+    if os.environ.get("BENCH_PROFILE"):  # a cProfile of the server, written to this path at exit
+        import cProfile
+
+        cProfile.runctx("run_loop(main())", globals(), locals(), os.environ["BENCH_PROFILE"])
+        return
     run_loop(main())
 
 
