@@ -24,6 +24,7 @@ from ticker.render.board import build_board
 from ticker.store import SnapshotStore
 from ticker.telemetry import UPSTREAM_REQUESTS, UPSTREAM_SECONDS, UPSTREAM_SKIPPED
 from ticker.top import CoinList
+from ticker.web.stream import StreamTally
 
 
 class HttpTally:
@@ -131,6 +132,24 @@ class ServiceCollector(Collector):
             max_stale=poller.max_stale_seconds,
         )
         return sum(row.stale for row in board.rows), sum(not row.available for row in board.rows)
+
+
+class StreamCollector(Collector):
+    """Open event-stream clients (/api/v1/stream, /widget/stream) and the events sent to them."""
+
+    def __init__(self, tally: StreamTally) -> None:
+        self._tally = tally
+
+    def collect(self) -> Iterable[Metric]:
+        clients = GaugeMetricFamily("ticker_stream_clients", "Open event-stream connections.")
+        clients.add_metric([], self._tally.clients)
+        yield clients
+        events = CounterMetricFamily(
+            "ticker_stream_events", "Server-sent events sent (prices, quotes, rows).", labels=["event"]
+        )
+        for name, count in sorted(self._tally.events.items()):
+            events.add_metric([name], count)
+        yield events
 
 
 def build_registry(collectors: Sequence[Collector]) -> CollectorRegistry:
