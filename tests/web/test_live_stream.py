@@ -345,3 +345,34 @@ def test_the_highlight_fades_and_stays_still_for_reduced_motion():
     assert "@media (prefers-reduced-motion:reduce){.tk-hl{animation:none}}" in css
     assert 'new EventSource(s.dataset.live).addEventListener("rows"' in WidgetRenderer.JS
     assert "aria-live" not in WidgetRenderer.JS
+
+
+async def test_readyz_and_metrics_say_which_exchange_streams_are_up(tmp_path):
+    app = build(tmp_path)
+    hub = hub_of(app)
+    hub.set_stream("kraken", StreamState("up", NOW, ("BTC", "ETH")))
+    hub.set_stream("binance", StreamState("down", NOW, ("XNO",), "closed by exchange: 1008 Too many requests"))
+    hub.apply([tick("BTC", 91000.5)])
+    async with app_client(app) as client:
+        ready = (await client.get("/readyz")).json()
+        text = (await client.get("/metrics")).text
+    assert ready["streams"] == {
+        "binance": {
+            "state": "down",
+            "since": "2026-11-27T18:20:00Z",
+            "coins": ["XNO"],
+            "reason": "closed by exchange: 1008 Too many requests",
+        },
+        "kraken": {"state": "up", "since": "2026-11-27T18:20:00Z", "coins": ["BTC", "ETH"], "reason": None},
+    }
+    assert 'ticker_exchange_stream_up{exchange="kraken"} 1.0' in text
+    assert 'ticker_exchange_stream_up{exchange="binance"} 0.0' in text
+    assert 'ticker_exchange_stream_coins{exchange="kraken"} 2.0' in text
+    assert "ticker_exchange_stream_ticks_total 1.0" in text
+
+
+async def test_without_live_readyz_has_no_streams(tmp_path):
+    app = build(tmp_path, enabled=False)
+    async with app_client(app) as client:
+        assert "streams" not in (await client.get("/readyz")).json()
+        assert "ticker_exchange_stream" not in (await client.get("/metrics")).text

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -28,7 +29,14 @@ from ticker.models import utcnow
 from ticker.store import SnapshotStore
 from ticker.web.history_reads import Read
 from ticker.web.history_views import HistoryViews
-from ticker.web.metrics import Counted, HttpTally, ServiceCollector, StreamCollector, build_registry
+from ticker.web.metrics import (
+    Counted,
+    ExchangeStreamCollector,
+    HttpTally,
+    ServiceCollector,
+    StreamCollector,
+    build_registry,
+)
 from ticker.web.openapi import openapi_document
 from ticker.web.response_cache import (
     ErrorPage,
@@ -160,7 +168,10 @@ def build_app(
         extra=lambda: [(name, code, n) for name, ep in endpoints for code, n in ep.statuses.items()],
         lease_role=views.lease_role,
     )
-    registry = build_registry([collector, StreamCollector(streams)])
+    collectors: list[Collector] = [collector, StreamCollector(streams)]
+    if live is not None:
+        collectors.append(ExchangeStreamCollector(live))
+    registry = build_registry(collectors)
     openapi = json_bytes(openapi_document(settings))
 
     async def metrics(request: Request) -> Response:
