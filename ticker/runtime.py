@@ -98,8 +98,26 @@ def create_app(
             return polling.role
         return "follower" if isinstance(store, RedisSnapshotStore) else "single"
 
-    views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role)
     snapshots = store  # the store, as the closures below see it (never None from here on)
+    interval = settings.poller.interval_seconds
+    live = (
+        LiveQuotes(
+            settings.market.live_coins,
+            preference=settings.live.providers,
+            snapshot=lambda: snapshots.current,
+            interval=interval,
+            # A pair with no trade for a while keeps its stream's last price: still the last price traded,
+            # until half of stale_after (a quiet pair must never show as stale while the poller could help).
+            fresh_seconds=min(max(interval, LIVE_FRESH_SECONDS), settings.poller.stale_after_seconds / 2),
+            max_jump_pct=settings.poller.max_jump_pct or None,
+            stale_after=settings.poller.stale_after_seconds,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        if settings.live.enabled and not demo  # live quotes from the exchange streams; the demo has none
+        else None
+    )
+    views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role, live=live)
 
     def snapshot_time() -> float:
         """Where a chart's window ends: the snapshot's time, so instances sharing it draw the same chart."""
@@ -120,27 +138,6 @@ def create_app(
         store=injected if injected is not None else demo_history if demo else None,
     )
     history_views = HistoryViews(settings, store, reads, ChartRenderer(), demo=demo, coins=views.coins)
-    interval = settings.poller.interval_seconds
-    # Live quotes from the exchange streams ([live]); the demo has none.
-    live = (
-        LiveQuotes(
-            settings.market.live_coins,
-            preference=settings.live.providers,
-            snapshot=lambda: snapshots.current,
-            interval=interval,
-            # A pair with no trade for a while keeps its stream's last price: still the last price traded,
-            # until half of stale_after (a quiet pair must never show as stale while the poller could help).
-            fresh_seconds=min(max(interval, LIVE_FRESH_SECONDS), settings.poller.stale_after_seconds / 2),
-            max_jump_pct=settings.poller.max_jump_pct or None,
-            stale_after=settings.poller.stale_after_seconds,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        if settings.live.enabled and not demo
-        else None
-    )
-    if live is not None:
-        views.stream_states = lambda: live.streams
     closing = anyio.Event()  # set at shutdown: ends open event streams
 
     @contextlib.asynccontextmanager
@@ -283,7 +280,9 @@ def create_app(
                     await lease.release()
                     await sharing.close()
 
-    return build_app(settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock)
+    return build_app(
+        settings, store, views, history=history_views, lifespan=lifespan, closing=closing, clock=clock, live=live
+    )
 
 
 async def _open_history(settings: Settings, sharing: RedisSnapshotStore | None) -> HistoryStore | None:

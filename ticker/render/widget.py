@@ -121,6 +121,7 @@ class Page:
     icon_base: str = ""
     fragment_url: str = "/widget/fragment"
     css_url: str | None = None
+    live_url: str | None = None  # /widget/stream with the widget's query, when live rows reach this widget
 
 
 def _static(name: str) -> str:
@@ -192,6 +193,17 @@ class WidgetRenderer:
             .get_template("_board.html")
             .render(self._context(board, options, now, page, others))
         )
+
+    def rows(
+        self, board: Board, options: WidgetOptions, *, now: datetime, page: Page, others: Sequence[Board] = ()
+    ) -> str:
+        """Only the `[data-k]` elements of the board's rows (list/compact/ticker `<li>`, table `<tr>`), rendered by
+        the same macros and options as `document`, for /widget/stream's `rows` event. Rows come from the server
+        rather than being formatted in the browser because the display rules (currency digits, subscript zeros,
+        sats, locales, RTL isolation, the spoken sentence) live here in Python and Babel: a streamed row is
+        byte for byte what the next page load would show."""
+        context = self._context(board, options, now, page, others)
+        return self._environment(options.locale).get_template("_rows.html").render(context)
 
     def error(self, message: str, locale: str | None = None) -> str:
         """A small escaped error page in `locale` (default widget.locale); `message` is already in it."""
@@ -270,6 +282,7 @@ class WidgetRenderer:
             "icon_base": page.icon_base,
             "fragment_url": page.fragment_url,
             "css_url": page.css_url,
+            "live_url": page.live_url,
         }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -23,11 +24,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan
 
 from ticker.config import Settings
+from ticker.live.hub import LiveQuotes
 from ticker.models import utcnow
 from ticker.store import SnapshotStore
 from ticker.web.history_reads import Read
 from ticker.web.history_views import HistoryViews
-from ticker.web.metrics import Counted, HttpTally, ServiceCollector, build_registry
+from ticker.web.metrics import (
+    Counted,
+    ExchangeStreamCollector,
+    HttpTally,
+    ServiceCollector,
+    StreamCollector,
+    build_registry,
+)
 from ticker.web.openapi import openapi_document
 from ticker.web.response_cache import (
     ErrorPage,
@@ -39,7 +48,7 @@ from ticker.web.response_cache import (
     VariantKey,
 )
 from ticker.web.security import CorsPolicy
-from ticker.web.stream import CLOSING_STATE, PriceStream
+from ticker.web.stream import CLOSING_STATE, EventStream, LiveBody, LiveEvents, StreamTally
 from ticker.web.views import PLAIN_HEADERS, Views, json_bytes
 
 
@@ -52,9 +61,11 @@ def build_app(
     lifespan: Lifespan[Starlette],
     closing: anyio.Event,
     clock: Callable[[], datetime] = utcnow,
+    live: LiveQuotes | None = None,
 ) -> Starlette:
     """Every route of the contract over `views` (and `history`: its JSON and the chart); `closing` ends open
-    event streams at shutdown."""
+    event streams at shutdown. `live`: the exchange streams' quotes (live.enabled), sent to event-stream
+    clients between snapshots."""
     cors = CorsPolicy(settings.server.cors_origins)
     epoch_clock = time.time if clock is utcnow else lambda: clock().timestamp()  # no datetime per request
 
@@ -84,22 +95,41 @@ def build_app(
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
     prices = prepared(views.render_prices, views.prices_variant, views.json_error_page, api=True)
-    stream = PriceStream(prices, store, closing, clock=epoch_clock)
+    widget = prepared(views.render_widget, views.widget_variant, views.html_error_page)
+    streams = StreamTally()
+    rate = settings.live.max_updates_per_second
+
+    def live_events(name: str, build: LiveBody, variant: VariantKey) -> LiveEvents | None:
+        return None if live is None else LiveEvents(name, live, store, build, variant, rate=rate)
+
+    stream = EventStream(
+        prices,
+        store,
+        closing,
+        live=live_events("quotes", views.live_coins, views.prices_variant),
+        tally=streams,
+        clock=epoch_clock,
+    )
+    widget_stream = EventStream(
+        widget,
+        store,
+        closing,
+        live=live_events("rows", views.live_rows, views.widget_variant),
+        prices=False,
+        tally=streams,
+        clock=epoch_clock,
+    )
     routes = [
         Route("/api/v1/prices", prices, methods=api, name="prices"),
         Route("/api/v1/stream", stream, methods=["GET"], name="stream"),
+        Route("/widget/stream", widget_stream, methods=["GET"], name="widget_stream"),
         Route(
             "/api/v1/prices/{symbol}",
             prepared(views.render_price, views.price_variant, views.json_error_page, api=True),
             methods=api,
             name="price",
         ),
-        Route(
-            "/widget",
-            prepared(views.render_widget, views.widget_variant, views.html_error_page),
-            methods=get,
-            name="widget",
-        ),
+        Route("/widget", widget, methods=get, name="widget"),
         Route(
             "/widget/fragment",
             prepared(views.render_fragment, views.widget_variant, views.html_error_page),
@@ -138,7 +168,10 @@ def build_app(
         extra=lambda: [(name, code, n) for name, ep in endpoints for code, n in ep.statuses.items()],
         lease_role=views.lease_role,
     )
-    registry = build_registry([collector])
+    collectors: list[Collector] = [collector, StreamCollector(streams)]
+    if live is not None:
+        collectors.append(ExchangeStreamCollector(live))
+    registry = build_registry(collectors)
     openapi = json_bytes(openapi_document(settings))
 
     async def metrics(request: Request) -> Response:

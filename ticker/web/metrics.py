@@ -20,10 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.config import Settings
 from ticker.lease import LeaseRole
+from ticker.live.hub import LiveQuotes
 from ticker.render.board import build_board
 from ticker.store import SnapshotStore
 from ticker.telemetry import UPSTREAM_REQUESTS, UPSTREAM_SECONDS, UPSTREAM_SKIPPED
 from ticker.top import CoinList
+from ticker.web.stream import StreamTally
 
 
 class HttpTally:
@@ -131,6 +133,51 @@ class ServiceCollector(Collector):
             max_stale=poller.max_stale_seconds,
         )
         return sum(row.stale for row in board.rows), sum(not row.available for row in board.rows)
+
+
+class StreamCollector(Collector):
+    """Open event-stream clients (/api/v1/stream, /widget/stream) and the events sent to them."""
+
+    def __init__(self, tally: StreamTally) -> None:
+        self._tally = tally
+
+    def collect(self) -> Iterable[Metric]:
+        clients = GaugeMetricFamily("ticker_stream_clients", "Open event-stream connections.")
+        clients.add_metric([], self._tally.clients)
+        yield clients
+        events = CounterMetricFamily(
+            "ticker_stream_events", "Server-sent events sent (prices, quotes, rows).", labels=["event"]
+        )
+        for name, count in sorted(self._tally.events.items()):
+            events.add_metric([name], count)
+        yield events
+
+
+class ExchangeStreamCollector(Collector):
+    """The exchange WebSocket streams ([live]) as this instance knows them: its own, or the holder's via Redis."""
+
+    def __init__(self, live: LiveQuotes) -> None:
+        self._live = live
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "ticker_exchange_stream_up",
+            "1 while an exchange's live stream is up, 0 while it is down.",
+            labels=["exchange"],
+        )
+        coins = GaugeMetricFamily(
+            "ticker_exchange_stream_coins", "Coins an exchange's live stream carries.", labels=["exchange"]
+        )
+        for name, state in sorted(self._live.streams.items()):
+            up.add_metric([name], 1.0 if state.state == "up" else 0.0)
+            coins.add_metric([name], len(state.coins))
+        yield up
+        yield coins
+        ticks = CounterMetricFamily(
+            "ticker_exchange_stream_ticks", "Ticks received from this instance's own exchange streams."
+        )
+        ticks.add_metric([], self._live.ticks)
+        yield ticks
 
 
 def build_registry(collectors: Sequence[Collector]) -> CollectorRegistry:

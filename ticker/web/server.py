@@ -11,6 +11,8 @@ at once.
 from __future__ import annotations
 
 import contextlib
+import logging
+import resource
 import signal
 import socket
 from collections.abc import Iterator
@@ -22,6 +24,9 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from ticker.web.stream import CLOSING_STATE
+
+logger = logging.getLogger(__name__)
+OPEN_FILES_WANTED = 65536  # each event-stream client holds a socket: room for thousands of them
 
 
 class TickerServer(uvicorn.Server):
@@ -46,6 +51,7 @@ class _Worker(multiprocess.Process):
 
 def run(config: uvicorn.Config) -> bool:
     """What `uvicorn.run` does for one process or `config.workers`, with TickerServer; False if it never started."""
+    raise_open_file_limit()
     if config.workers > 1:
         sock = config.bind_socket()
         with _workers_are(_Worker):
@@ -60,6 +66,24 @@ def run(config: uvicorn.Config) -> bool:
     except KeyboardInterrupt:  # SIGINT, re-raised the same way
         pass
     return server.started
+
+
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (never above the hard limit): many
+    systems start services at a soft 1024, which 1,000 open event streams would exhaust. Returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as err:
+            logger.warning(
+                "cannot raise the open-file limit from %d to %d (%s): at most about %d clients", soft, target, err, soft
+            )
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        logger.info("open-file limit %d: at most about %d event-stream clients (raise `ulimit -n`)", soft, soft - 100)
+    return soft
 
 
 def _stopped(signum: int, frame: FrameType | None) -> NoReturn:

@@ -7,7 +7,8 @@ escaped HTML page on /widget*); nothing a visitor sends reaches a provider.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +21,16 @@ from ticker.exceptions import QueryError
 from ticker.history.base import HistoryStore
 from ticker.icons import IconCache
 from ticker.lease import LeaseRole
-from ticker.live.hub import StreamState
-from ticker.models import Coin, canonical_symbol, iso, utcnow
+from ticker.live.hub import LiveQuotes, Pair
+from ticker.models import Coin, Snapshot, canonical_symbol, iso, utcnow
 from ticker.render.board import Board, build_board
 from ticker.render.i18n import language
 from ticker.render.widget import TEMPLATES, Page, WidgetRenderer
 from ticker.store import SnapshotStore
 from ticker.top import CoinList
 from ticker.web.query import (
+    Selection,
+    WidgetOptions,
     canonical_query,
     echo,
     error_locale,
@@ -44,6 +47,7 @@ JSON_TYPE = "application/json"
 PLAIN_HEADERS = COMMON_HEADERS | {"content-security-policy": NO_FRAMING_CSP}
 # A fragment is included into other pages by their servers: it never runs as a document of ours.
 FRAGMENT_HEADERS = API_HEADERS
+LIVE_CURRENCY = "usd"  # the exchange streams quote in it only
 LANDING_CSS = (TEMPLATES / "landing.css").read_bytes()
 
 
@@ -57,8 +61,12 @@ class Views:
         *,
         clock: Callable[[], datetime] = utcnow,
         lease_role: Callable[[], LeaseRole] = lambda: "single",
+        live: LiveQuotes | None = None,
     ) -> None:
+        """`live`: the live quotes of the exchange streams (live.enabled), which reach browsers through
+        /api/v1/stream and /widget/stream between snapshots; pages stay made from the snapshot."""
         self._settings = settings
+        self.live = live
         self._store = store
         self.coins = CoinList(settings.market.coins, settings.market.top)  # with "top:N", as of the snapshot
         self.history: HistoryStore | None = None  # set by the lifespan once the store is open
@@ -75,14 +83,20 @@ class Views:
         }
         self._clock = clock
         self.lease_role = lease_role  # who polls; /metrics reads it too
-        # The exchange streams by name, as this instance knows them (its own, or the holder's through Redis);
-        # None while live streams are off. Set by the lifespan.
-        self.stream_states: Callable[[], Mapping[str, StreamState]] | None = None
 
-    def board(self, coins: Sequence[Coin], currency: str, now: datetime, *, with_history: bool = False) -> Board:
+    def board(
+        self,
+        coins: Sequence[Coin],
+        currency: str,
+        now: datetime,
+        *,
+        with_history: bool = False,
+        snapshot: Snapshot | None = None,
+    ) -> Board:
+        """The board of `coins` from `snapshot` (default: the store's current one)."""
         poller = self._settings.poller
         return build_board(
-            self._store.current,
+            snapshot if snapshot is not None else self._store.current,
             coins,
             currency,
             now=now,
@@ -90,6 +104,40 @@ class Views:
             max_stale=poller.max_stale_seconds,
             with_history=with_history,
         )
+
+    def overlaid(self) -> Snapshot | None:
+        """The current snapshot with the live quotes newer than its own laid over it (the snapshot itself
+        without live quotes or without a snapshot)."""
+        snapshot = self._store.current
+        if snapshot is None or self.live is None:
+            return snapshot
+        newer = self.live.newer_than(snapshot)
+        return replace(snapshot, quotes={**snapshot.quotes, **newer}) if newer else snapshot
+
+    def live_coins(self, path_params: Mapping[str, Any], query: QueryParams, pairs: Collection[Pair]) -> bytes | None:
+        """The `quotes` event's data for the selection's coins among `pairs` (symbol, currency) in its currency:
+        `{"currency", "coins": [coin objects exactly as /api/v1/prices has them, from the overlaid snapshot]}`;
+        None when none of them is in the selection. Raises QueryError or NotFound on a bad query."""
+        selection = select(query, self._settings, self.current())
+        coins = [coin for coin in selection.coins if (coin.symbol, selection.currency) in pairs]
+        if not coins:
+            return None
+        board = self.board(coins, selection.currency, self._clock(), snapshot=self.overlaid())
+        base = self._settings.server.public_url
+        return json_bytes({"currency": selection.currency, "coins": [row.to_json(base) for row in board.rows]})
+
+    def live_rows(self, path_params: Mapping[str, Any], query: QueryParams, pairs: Collection[Pair]) -> bytes | None:
+        """The `rows` event's data: `{"html": the [data-k] elements of the widget's coins among `pairs`}`, as
+        the widget for this query renders them from the overlaid snapshot; None when none is in it."""
+        options = widget_options(query, self._settings)
+        selection = select_widget(query, self._settings, options.layout, self.current())
+        coins = tuple(coin for coin in selection.coins if (coin.symbol, selection.currency) in pairs)
+        if not coins:
+            return None
+        now = self._clock()
+        board, others = self._widget_boards(replace(selection, coins=coins), options, now, self.overlaid())
+        html = self._renderer.rows(board, options, now=now, page=self._page(selection, options), others=others)
+        return json_bytes({"html": html})
 
     def current(self) -> tuple[Coin, ...]:
         """The coins of the current snapshot ("top:N" resolved as the poller last did)."""
@@ -140,21 +188,36 @@ class Views:
         options = widget_options(query, self._settings)
         selection = select_widget(query, self._settings, options.layout, self.current())
         now = self._clock()
-        sparkline = options.sparkline or (options.layout == "table" and "sparkline" in options.columns)
-        with_history = sparkline and selection.currency == self._settings.market.default_currency
-        board = self.board(selection.coins, selection.currency, now, with_history=with_history)
-        others = tuple(self.board(selection.coins, currency, now) for currency in selection.more_currencies)
-        base = self._settings.server.public_url
-        page = Page(
-            icon_base=base,
-            fragment_url=f"{base}/widget/fragment?{canonical_query(selection, options)}",
-            css_url=f"{base}/widget/site.css" if self._settings.widget.css_file else None,
-        )
+        board, others = self._widget_boards(selection, options, now, self._store.current)
+        page = self._page(selection, options)
         if fragment:
             html = self._renderer.fragment(board, options, now=now, page=page, others=others)
             return self._prepared(html.encode(), HTML_TYPE, board, version, FRAGMENT_HEADERS, others)
         html = self._renderer.document(board, options, now=now, page=page, others=others)
         return self._prepared(html.encode(), HTML_TYPE, board, version, self._widget_headers, others)
+
+    def _widget_boards(
+        self, selection: Selection, options: WidgetOptions, now: datetime, snapshot: Snapshot | None
+    ) -> tuple[Board, tuple[Board, ...]]:
+        """A widget's board in its first currency (with history for sparklines) and in its further ones."""
+        sparkline = options.sparkline or (options.layout == "table" and "sparkline" in options.columns)
+        with_history = sparkline and selection.currency == self._settings.market.default_currency
+        board = self.board(selection.coins, selection.currency, now, with_history=with_history, snapshot=snapshot)
+        others = tuple(
+            self.board(selection.coins, currency, now, snapshot=snapshot) for currency in selection.more_currencies
+        )
+        return board, others
+
+    def _page(self, selection: Selection, options: WidgetOptions) -> Page:
+        base = self._settings.server.public_url
+        query = canonical_query(selection, options)
+        live = self.live is not None and selection.currency == LIVE_CURRENCY
+        return Page(
+            icon_base=base,
+            fragment_url=f"{base}/widget/fragment?{query}",
+            css_url=f"{base}/widget/site.css" if self._settings.widget.css_file else None,
+            live_url=f"{base}/widget/stream?{query}" if live else None,
+        )
 
     def _prepared(
         self,
@@ -264,8 +327,8 @@ class Views:
             "providers": providers,
             "lease": self.lease_role(),
         }
-        if self.stream_states is not None:
-            body["streams"] = {name: state.to_dict() for name, state in sorted(self.stream_states().items())}
+        if self.live is not None:  # the streams as this instance knows them (its own, or the holder's via Redis)
+            body["streams"] = {name: state.to_dict() for name, state in sorted(self.live.streams.items())}
         return JSONResponse(body, status_code=200 if ready else 503, headers=PLAIN_HEADERS)
 
 
