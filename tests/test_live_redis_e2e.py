@@ -14,19 +14,24 @@ bound is TTL + TTL/3 + 0.5 s plus a handshake, 4.5 s at a 2 s interval; the test
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.fake_exchange import FakeExchange
 from tests.fake_upstream import FakeUpstream
 from tests.redis_server import require_redis_server
 from tests.service import Service, free_port, wait_until, write_config
+from ticker.live.relay import ROLE_CHECK_SECONDS
 from ticker.live.streams import CHECK_SECONDS
 
 pytestmark = [
@@ -39,6 +44,7 @@ require_redis_server()
 INTERVAL = 2.0
 LEASE_TTL = 1.5 * INTERVAL  # runtime.py: PollerLease(..., ttl=1.5 * interval)
 TAKEOVER_BOUND = LEASE_TTL + 2 * INTERVAL  # what the test asserts; the real worst case is in the docstring
+TICK_LATENCY = 1.0  # a tick reaches every instance's event-stream clients within this (waits allow 3x)
 EXCHANGES = ("kraken", "binance", "coinbase")
 ALL_UP = {name: "up" for name in EXCHANGES}
 
@@ -117,6 +123,12 @@ def stream_states(service: Service) -> dict[str, str]:
     return {name: state["state"] for name, state in readyz(service).get("streams", {}).items()}
 
 
+def holders_streams_everywhere(services: list[Service]) -> bool:
+    """Every instance's /readyz shows the same streams (state, since, coins), all up."""
+    shown = [readyz(s).get("streams", {}) for s in services]
+    return all(streams == shown[0] for streams in shown) and {n: v["state"] for n, v in shown[0].items()} == ALL_UP
+
+
 def sole_streamer(services: list[Service], exchange: FakeExchange) -> Service | None:
     """The one instance that holds the lease and every exchange connection (one each), the others none."""
     roles = [lease(s) for s in services]
@@ -139,6 +151,61 @@ def all_serve_btc_at(services: list[Service], price: float, source: str, timeout
     wait_until(served, timeout, what)
 
 
+class EventReader:
+    """A Server-Sent Events client on a daemon thread: every event as (monotonic time, name, data).
+
+    It ends when its server ends the stream (shutdown) or dies (a killed instance)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[tuple[float, str, Any]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, name=f"sse {url}", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, timeout=httpx.Timeout(5, read=None)) as response:
+                name, data = "message", ""
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        name = line[len("event:") :].strip()
+                    elif line.startswith("data:"):
+                        data += line[len("data:") :].strip()
+                    elif line == "" and data:
+                        with self._lock:
+                            self.events.append((time.monotonic(), name, json.loads(data)))
+                        name, data = "message", ""
+        except httpx.HTTPError:
+            pass  # the instance went away
+
+    def first(self, name: str, after: float, match: Any = lambda data: True) -> float | None:
+        """When the first `name` event after `after` (monotonic) whose data `match`es came, or None."""
+        with self._lock:
+            return next((at for at, n, data in self.events if n == name and at > after and match(data)), None)
+
+
+def btc_at(price: float) -> Any:
+    """Matches a `quotes` event carrying BTC at `price`."""
+    return lambda data: any(c["symbol"] == "BTC" and c["price"] == price for c in data["coins"])
+
+
+def readers(services: list[Service], path: str = "/api/v1/stream") -> list[EventReader]:
+    """One connected event-stream client per instance (each has had its `prices` event at connect)."""
+    clients = [EventReader(s.url + path) for s in services]
+    wait_until(lambda: all(c.first("prices", 0.0) for c in clients), 3 * INTERVAL, "event streams connected")
+    return clients
+
+
+def tick_reaches(clients: list[EventReader], tick: Any, price: float, figures: dict[str, object], what: str) -> None:
+    """Send `tick()`; every client gets a `quotes` event with BTC at `price` within TICK_LATENCY."""
+    ticked_at = time.monotonic()
+    tick()
+    wait_until(lambda: all(c.first("quotes", ticked_at, btc_at(price)) for c in clients), 3 * TICK_LATENCY, what)
+    latencies = [round((c.first("quotes", ticked_at, btc_at(price)) or 0.0) - ticked_at, 3) for c in clients]
+    figures[f"{what}: quotes event after (s)"] = latencies
+    assert max(latencies) <= TICK_LATENCY, latencies
+
+
 def no_tracebacks(services: list[Service]) -> None:
     for service in services:
         log = service.log.read_text()
@@ -157,15 +224,21 @@ def test_one_connection_per_exchange_and_a_takeover(tmp_path, upstream, redis_se
         holder = wait_until(lambda: sole_streamer(services, exchange), 3 * (LEASE_TTL + 1), "one streamer")
         followers = [s for s in services if s is not holder]
         # Every instance knows the holder's streams (followers through the relay).
-        wait_until(lambda: all(stream_states(s) == ALL_UP for s in services), 3 * INTERVAL, "streams up everywhere")
+        wait_until(lambda: holders_streams_everywhere(services), 3 * INTERVAL, "the holder's streams everywhere")
         assert set(readyz(followers[0])["streams"]["kraken"]["coins"]) == {"BTC", "ETH"}
         time.sleep(INTERVAL)
         assert sole_streamer(services, exchange) is holder
         assert {name: len(exchange.connections(name)) for name in EXCHANGES} == {name: 1 for name in EXCHANGES}
 
-        # A tick on the holder's stream reaches every instance (through the holder's next snapshot).
-        exchange.tick("kraken", "BTC/USD", 91234.5, 1.9)
-        all_serve_btc_at(services, 91234.5, "kraken", 3 * 2 * INTERVAL, "the tick on every instance")
+        # A tick on the holder's stream reaches the event-stream clients of every instance at once (followers
+        # through the relay), and then every instance's prices (through the holder's next snapshot).
+        clients = readers(services)
+        rows = EventReader(followers[0].url + "/widget/stream?coins=BTC")
+        tick = lambda: exchange.tick("kraken", "BTC/USD", 91234.5, 1.9)  # noqa: E731
+        tick_reaches(clients, tick, 91234.5, figures, "tick")
+        wait_until(lambda: rows.first("rows", 0.0, lambda data: "91,234.50" in data["html"]), 3, "widget rows")
+        all_serve_btc_at(services, 91234.5, "kraken", 3 * 2 * INTERVAL, "the tick in every instance's prices")
+        assert sole_streamer(services, exchange) is holder  # visitors never cause a connection
 
         # SIGKILL the holder: its sockets close at once; a survivor takes the lease and the connections.
         before = {name: exchange.connections(name, open_only=True) for name in EXCHANGES}
@@ -179,12 +252,14 @@ def test_one_connection_per_exchange_and_a_takeover(tmp_path, upstream, redis_se
         opened = min(r.at for name in EXCHANGES for r in exchange.connections(name, open_only=True))
         figures["connections reopened after kill (s)"] = round(opened - killed_at, 2)
         assert opened - killed_at <= TAKEOVER_BOUND
-        survivor = next(s for s in followers if s is not new_holder)
-        wait_until(lambda: stream_states(survivor) == ALL_UP, 3 * INTERVAL, "the follower relearns the streams")
+        wait_until(lambda: holders_streams_everywhere(followers), 3 * INTERVAL, "the follower relearns the streams")
         time.sleep(INTERVAL)
         assert sole_streamer(followers, exchange) is new_holder
-        exchange.tick("kraken", "BTC/USD", 91500.0, 2.1)
-        all_serve_btc_at(followers, 91500.0, "kraken", 3 * 2 * INTERVAL, "the next tick on the survivors")
+        # The survivors' event-stream clients, connected since before the kill, get the next tick.
+        survivors = [c for c in clients if not c.url.startswith(holder.url)]
+        tick = lambda: exchange.tick("kraken", "BTC/USD", 91500.0, 2.1)  # noqa: E731
+        tick_reaches(survivors, tick, 91500.0, figures, "tick after takeover")
+        all_serve_btc_at(followers, 91500.0, "kraken", 3 * 2 * INTERVAL, "the next tick in the survivors' prices")
     finally:
         for service in services:
             service.stop()
@@ -218,6 +293,9 @@ def test_redis_away_each_instance_streams_then_one_again(tmp_path, upstream, red
         wait_until(each_streams_alone, 3 * (stale_after + LEASE_TTL / 3 + CHECK_SECONDS + 1), "each on its own")
         figures["own streams after Redis stopped (s)"] = round(time.monotonic() - stopped_at, 2)
         wait_until(lambda: all(stream_states(s) == ALL_UP for s in services), 3 * INTERVAL, "own streams up")
+        clients = readers(services)
+        tick = lambda: exchange.tick("binance", "BTCUSDT", 91000.0, 0.4)  # noqa: E731
+        tick_reaches(clients, tick, 91000.0, figures, "tick while Redis away")  # each from its own stream
 
         redis_server.start()
         back_at = time.monotonic()
@@ -225,10 +303,12 @@ def test_redis_away_each_instance_streams_then_one_again(tmp_path, upstream, red
         took = time.monotonic() - back_at
         figures["one connection per exchange after Redis returned (s)"] = round(took, 2)
         assert took <= 3 * INTERVAL  # "within a few intervals"
-        follower = next(s for s in services if s is not holder)
-        wait_until(lambda: stream_states(follower) == ALL_UP, 3 * INTERVAL, "the follower relays the holder's")
-        exchange.tick("binance", "BTCUSDT", 92000.0, 0.5)
-        all_serve_btc_at(services, 92000.0, "binance", 3 * 2 * INTERVAL, "the holder's tick on both")
+        # The follower shows the holder's streams at once (its relay reads them from Redis), not its own stopped
+        # ones until the holder's next heartbeat (5 s).
+        wait_until(lambda: holders_streams_everywhere(services), 3 * (ROLE_CHECK_SECONDS + CHECK_SECONDS), "relayed")
+        tick = lambda: exchange.tick("binance", "BTCUSDT", 92000.0, 0.5)  # noqa: E731
+        tick_reaches(clients, tick, 92000.0, figures, "tick after Redis returned")  # the holder's, relayed
+        all_serve_btc_at(services, 92000.0, "binance", 3 * 2 * INTERVAL, "the holder's tick in both's prices")
         time.sleep(INTERVAL)
         assert sole_streamer(services, exchange) is holder
     finally:
