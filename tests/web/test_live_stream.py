@@ -297,6 +297,22 @@ async def test_widget_rows_are_the_pages_own_markup_after_the_same_change(tmp_pa
     assert 'data-k="ETH"' not in html
 
 
+@pytest.mark.parametrize("path", ["/widget", "/widget/fragment"])
+async def test_the_page_and_its_refresh_show_a_live_quote_before_the_next_snapshot(tmp_path, path):
+    # widget.js replaces its rows with /widget/fragment every refresh: a page made from the snapshot alone
+    # would put the last polled price back over a newer live one until the next round.
+    app = build(tmp_path)
+    async with app_client(app) as client:
+        before = await client.get(f"{path}?coins=BTC,ETH")
+        assert "$90,917.04" in before.text
+        feed(app, tick("BTC", 91234.5, 3.25))
+        after = await client.get(f"{path}?coins=BTC,ETH")
+        assert "$91,234.50" in after.text and "$90,917.04" not in after.text
+        assert after.headers["etag"] != before.headers["etag"]
+        again = await client.get(f"{path}?coins=BTC,ETH", headers={"if-none-match": after.headers["etag"]})
+        assert again.status_code == 304  # still one render per change, not per request
+
+
 async def test_widgets_in_another_first_currency_get_no_live_url(tmp_path):
     app = build(tmp_path)
     async with app_client(app) as client:

@@ -69,11 +69,19 @@ def build_app(
     cors = CorsPolicy(settings.server.cors_origins)
     epoch_clock = time.time if clock is utcnow else lambda: clock().timestamp()  # no datetime per request
 
-    def prepared(render: Render, variant: VariantKey, error_page: ErrorPage, *, api: bool = False) -> PreparedEndpoint:
+    def prepared(
+        render: Render,
+        variant: VariantKey,
+        error_page: ErrorPage,
+        *,
+        api: bool = False,
+        version: Callable[[], int] = lambda: store.version,
+    ) -> PreparedEndpoint:
+        """`version`: what the rendered body depends on (widget pages: the snapshot and the live quotes)."""
         return PreparedEndpoint(
             render,
             error_page,
-            lambda: store.version,
+            version,
             variant=variant,
             clock=epoch_clock,
             cors=cors if api else None,
@@ -95,7 +103,7 @@ def build_app(
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
     prices = prepared(views.render_prices, views.prices_variant, views.json_error_page, api=True)
-    widget = prepared(views.render_widget, views.widget_variant, views.html_error_page)
+    widget = prepared(views.render_widget, views.widget_variant, views.html_error_page, version=views.page_version)
     streams = StreamTally()
     rate = settings.live.max_updates_per_second
 
@@ -132,7 +140,7 @@ def build_app(
         Route("/widget", widget, methods=get, name="widget"),
         Route(
             "/widget/fragment",
-            prepared(views.render_fragment, views.widget_variant, views.html_error_page),
+            prepared(views.render_fragment, views.widget_variant, views.html_error_page, version=views.page_version),
             methods=get,
             name="fragment",
         ),

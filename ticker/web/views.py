@@ -114,6 +114,11 @@ class Views:
         newer = self.live.newer_than(snapshot)
         return replace(snapshot, quotes={**snapshot.quotes, **newer}) if newer else snapshot
 
+    def page_version(self) -> int:
+        """What widget pages are made from: the snapshot and, with live streams, the hub's quotes. Both
+        counters only grow, so their sum changes exactly when either does (a cached page's validity)."""
+        return self._store.version + (self.live.version if self.live is not None else 0)
+
     def live_coins(self, path_params: Mapping[str, Any], query: QueryParams, pairs: Collection[Pair]) -> bytes | None:
         """The `quotes` event's data for the selection's coins among `pairs` (symbol, currency) in its currency:
         `{"currency", "coins": [coin objects exactly as /api/v1/prices has them, from the overlaid snapshot]}`;
@@ -184,11 +189,13 @@ class Views:
         return self._html(query, fragment=True)
 
     def _html(self, query: QueryParams, *, fragment: bool) -> Prepared:
-        version = self._store.version
+        """The widget page or fragment from the overlaid snapshot: widget.js refreshes its rows from the
+        fragment, which must never put a polled price back over a newer live one."""
+        version = self.page_version()
         options = widget_options(query, self._settings)
         selection = select_widget(query, self._settings, options.layout, self.current())
         now = self._clock()
-        board, others = self._widget_boards(selection, options, now, self._store.current)
+        board, others = self._widget_boards(selection, options, now, self.overlaid())
         page = self._page(selection, options)
         if fragment:
             html = self._renderer.fragment(board, options, now=now, page=page, others=others)

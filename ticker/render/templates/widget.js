@@ -3,7 +3,8 @@ const h=()=>{p&&parent.postMessage({type:"ticker:height",height:Math.ceil(d.docu
 const q=o=>(o.querySelector(".tk-v b,.tk-pr")||{}).textContent;
 const a=(n,l)=>{n.querySelectorAll("[data-k]").forEach(e=>{d.querySelectorAll('[data-k="'+e.dataset.k+'"]').forEach(o=>{const v=q(o);
 if(o.innerHTML!==e.innerHTML)o.innerHTML=e.innerHTML;o.className=e.className;l&&v!==q(o)&&(o.offsetWidth,o.classList.add("tk-hl"))})});
-const c=d.querySelector(".tk-copy");c&&(c.innerHTML=d.querySelector(".tk-tape ol").innerHTML);h()};
-const r=()=>fetch(s.dataset.src,{cache:"no-cache"}).then(x=>x.ok?x.text():"").then(t=>{t&&a(new DOMParser().parseFromString(t,"text/html"))}).catch(()=>{});
-s.dataset.live&&new EventSource(s.dataset.live).addEventListener("rows",e=>{const t=d.createElement("template");t.innerHTML=JSON.parse(e.data).html;a(t.content,1)});
+const c=d.querySelector(".tk-copy");c&&(c.innerHTML=d.querySelector(".tk-tape ol").innerHTML.replace(/ data-k="[^"]*"/g,""));h()};
+const f=(t,m=d.createElement("template"))=>(m.innerHTML=t,m.content);
+const r=()=>fetch(s.dataset.src,{cache:"no-cache"}).then(x=>x.ok?x.text():"").then(t=>t&&a(f(t))).catch(()=>{});
+s.dataset.live&&new EventSource(s.dataset.live).addEventListener("rows",e=>a(f(JSON.parse(e.data).html),1));
 setInterval(r,1e3*(+s.dataset.refresh||60));window.ResizeObserver&&new ResizeObserver(h).observe(d.body);addEventListener("load",h);h()})();
