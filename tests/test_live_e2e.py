@@ -85,10 +85,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def up(live: Live) -> Live:
     """The module's service with every stream up on one connection, each exchange's own coin ticked."""
     all_up(live.service, live.exchange)
+    owned = {symbol: (round(POLLED[symbol] * 1.001, 4), name) for name, (symbol, _) in OWN.items()}
     for name, (symbol, pair) in OWN.items():
-        live.exchange.tick(name, pair, POLLED[symbol] * 1.001, 0.5)
-    owned = {(symbol, name) for name, (symbol, _) in OWN.items()}
-    wait_until(lambda: owned <= sources(live.service), ROUND, "each exchange's own coin from its stream")
+        live.exchange.tick(name, pair, owned[symbol][0], 0.5)
+    wait_until(
+        lambda: all((c[s]["price"], c[s]["source"]) == owned[s] for c in [coins(live.service)] for s in owned),
+        ROUND,
+        "each exchange's own coin from its stream",
+    )
     return live
 
 
@@ -306,3 +310,124 @@ def test_a_dropped_stream_falls_back_to_the_poller_and_reconnects(up, name, drop
     # Subscribed again; the exchange's snapshot (Kraken) or next mini ticker (Binance) puts the coin back.
     wait_until(lambda: (c := coins(service)[symbol])["source"] == name and c["price"] == price, ROUND, "streamed")
     assert sorted(exchange.connections(name)[-1].pairs) == sorted(exchange.connections(name)[0].pairs)
+
+
+def test_a_silent_stream_is_replaced_after_its_silence_deadline(up):
+    """Coinbase's deadline is 10 s (heartbeats every second; CoinbaseFeed.silence_seconds): nothing configures
+    it, so this test takes that long."""
+    service, exchange = up.service, up.exchange
+    deadline = 10.0
+    before = len(exchange.connections("coinbase"))
+    silenced = time.monotonic()
+    exchange.silence("coinbase", pings=False)  # no frames, and nothing read: WebSocket pings go unanswered too
+    try:
+        time.sleep(deadline - 2 * AT_ONCE)
+        assert streams(service)["coinbase"]["state"] == "up"  # not replaced before its deadline
+        assert len(exchange.connections("coinbase")) == before
+        wait_until(lambda: len(exchange.connections("coinbase")) > before, 3 * deadline, "a new connection")
+        replaced = exchange.connections("coinbase")[-1].at - silenced
+        assert deadline - 1.5 < replaced < deadline + 3 * backoff_ceiling(exchange, "coinbase")
+        assert "stream coinbase down: silent for 10 s" in service.log.read_text()
+    finally:
+        exchange.resume("coinbase")
+    symbol, pair = OWN["coinbase"]
+    price = round(POLLED[symbol] * 0.99, 4)
+    exchange.tick("coinbase", pair, price, -1.0)  # the new connection's first tick
+    wait_until(lambda: (c := coins(service)[symbol])["source"] == "coinbase" and c["price"] == price, ROUND, "back")
+    assert streams(service)["coinbase"]["state"] == "up"
+    assert len(exchange.connections("coinbase", open_only=True)) == 1
+
+
+def test_nonsense_is_replaced_and_implausible_ticks_never_reach_the_prices(up):
+    service, exchange = up.service, up.exchange
+    with listening(service) as (client,):
+        # A frame that is not what Coinbase documents: the connection is replaced; ETH keeps its last good price.
+        eth = coins(service)["ETH"]["price"]
+        ceiling = backoff_ceiling(exchange, "coinbase")
+        before = len(exchange.connections("coinbase"))
+        sent = time.monotonic()
+        exchange.malformed("coinbase", '{"type": "ticker", "product_id": "ETH-USD", "price": "30')
+        wait_until(
+            lambda: "stream coinbase down: coinbase: frame is not JSON" in service.log.read_text(), AT_ONCE, "down"
+        )
+        wait_until(lambda: len(exchange.connections("coinbase")) > before, 3 * ceiling, "replaced")
+        assert exchange.connections("coinbase")[-1].at - sent < 3 * ceiling
+        exchange.send(
+            "coinbase", '{"type": "ticker", "product_id": "ETH-USD", "price": "Infinity", "sequence": 10000000000}'
+        )
+        wait_until(lambda: "price 'Infinity' is not a number" in service.log.read_text(), AT_ONCE, "replaced again")
+
+        # Implausible ticks: a price of 0 is rejected, a jump to 100x held (one stream's single word is not
+        # enough); a whole round later the last good price still stands.
+        btc = coins(service)["BTC"]["price"]
+        exchange.tick("kraken", "BTC/USD", 0.0, 1.0)
+        exchange.tick("kraken", "BTC/USD", btc * 100, 1.0)
+        rounds_later(service, 2)
+        assert (coins(service)["BTC"]["price"], coins(service)["BTC"]["source"]) == (btc, "kraken")
+        good = round(btc * 1.001, 2)
+        exchange.tick("kraken", "BTC/USD", good, 1.0)  # the stream itself was fine all along
+        client.wait("quotes", quoted("BTC", good))
+        wait_until(lambda: coins(service)["BTC"]["price"] == good, ROUND, "the next good tick")
+        all_up(service, exchange)
+    shown = {(c["symbol"], c["price"]) for _, data in client.named("quotes") for c in data["coins"]}
+    shown |= {(c["symbol"], c["price"]) for _, data in client.named("prices") for c in data["coins"]}
+    assert {p for s, p in shown if s == "BTC"} <= {btc, good}
+    assert {p for s, p in shown if s == "ETH"} <= {eth, POLLED["ETH"]}
+
+
+def test_the_default_widget_gets_the_new_btc_row_after_a_tick(up):
+    service, exchange = up.service, up.exchange
+    page = service.get("/widget").text
+    found = re.search(r'data-live="([^"]+)"', page)
+    assert found, page
+    with listening(service, html.unescape(found.group(1))) as (client,):
+        exchange.tick("kraken", "BTC/USD", 91876.54, 1.25)
+        client.wait("rows", lambda data: 'data-k="BTC"' in data["html"], timeout=AT_ONCE)
+    (_, rows), *_ = [(at, data) for at, data in client.named("rows") if 'data-k="BTC"' in data["html"]]
+    btc = re.search(r'<li[^>]*data-k="BTC".*?</li>', rows["html"], re.S)
+    assert btc, rows
+    assert "$91,876.54" in btc.group(0) and "1.25%" in btc.group(0), btc.group(0)
+    wait_until(lambda: "$91,876.54" in service.get("/widget").text, ROUND, "the page after the next round")
+
+
+def test_retry_after_on_the_handshake_is_obeyed_and_sigterm_closes_every_stream(tmp_path, upstream):
+    """Its own service (it ends with SIGTERM): Kraken refuses the first handshake with 429 and Retry-After."""
+    hold = 3.0
+    upstream.serve_default_coins()
+    with FakeExchange() as exchange:
+        for name, (symbol, pair) in OWN.items():
+            exchange.tick(name, pair, POLLED[symbol], 0.5)
+        exchange.refuse_handshakes("kraken", 429, retry_after=f"{hold:g}")
+        service = Service(live_config(tmp_path, upstream, exchange), free_port())
+        try:
+            service.wait_ready()
+            wait_until(lambda: exchange.attempts("kraken"), ROUND, "the first handshake")
+            exchange.accept_handshakes("kraken")
+            wait_until(
+                lambda: streams(service)["kraken"]["reason"] == "handshake refused: HTTP 429", AT_ONCE, "why down"
+            )
+            all_up(service, exchange, timeout=3 * hold)
+            refused, accepted = exchange.attempts("kraken")
+            assert refused.status == 429 and accepted.status == 101
+            assert hold - 0.05 <= accepted.at - refused.at < hold + 3 * BACKOFF_BASE  # not a moment before it
+            with listening(service, count=3) as clients, listening(service, "/widget/stream", count=2) as rows:
+                service.proc.send_signal(signal.SIGTERM)  # every stream is held open here
+                signalled = time.monotonic()
+                code = service.proc.wait(timeout=10)
+                stopped = time.monotonic() - signalled
+                for client in clients + rows:
+                    assert client.ended.wait(5)
+        finally:
+            if service.proc.poll() is None:
+                service.proc.kill()
+                service.proc.wait()
+            service.client.close()
+        log = service.log.read_text()
+        assert code == 0 and stopped < 2.0, f"stopped after {stopped:.2f} s\n{log}"
+        assert [client.ending for client in clients + rows] == ["clean"] * 5
+        for name in EXCHANGES:  # the exchange saw each connection closed, with a close frame
+            (connection,) = exchange.connections(name)[-1:]
+            assert connection.closed_at is not None and connection.closed_at - signalled < 2.0, name
+            assert connection.close_code in (1000, 1001), (name, connection.close_code)
+        for word in ("ERROR", "Traceback"):
+            assert word not in log, log
