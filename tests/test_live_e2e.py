@@ -83,11 +83,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 @pytest.fixture
 def up(live: Live) -> Live:
-    """The module's service with every stream up on one connection, each exchange's own coin ticked."""
+    """The module's service with every stream up on one connection and each exchange's own coin on its stream
+    at the exchange's last price (ticked again: a coin no stream ticked for a minute is the poller's again)."""
     all_up(live.service, live.exchange)
-    owned = {symbol: (round(POLLED[symbol] * 1.001, 4), name) for name, (symbol, _) in OWN.items()}
+    owned = {}
     for name, (symbol, pair) in OWN.items():
-        live.exchange.tick(name, pair, owned[symbol][0], 0.5)
+        price, change = live.exchange.prices[(name, pair)]
+        live.exchange.tick(name, pair, price, change)
+        owned[symbol] = (price, name)
     wait_until(
         lambda: all((c[s]["price"], c[s]["source"]) == owned[s] for c in [coins(live.service)] for s in owned),
         ROUND,
@@ -380,13 +383,18 @@ def test_the_default_widget_gets_the_new_btc_row_after_a_tick(up):
     page = service.get("/widget").text
     found = re.search(r'data-live="([^"]+)"', page)
     assert found, page
+
+    def btc_row(data: Any) -> str | None:
+        row = re.search(r'<li[^>]*data-k="BTC".*?</li>', data["html"], re.S)
+        return row.group(0) if row else None
+
     with listening(service, html.unescape(found.group(1))) as (client,):
+        sent = time.monotonic()
         exchange.tick("kraken", "BTC/USD", 91876.54, 1.25)
-        client.wait("rows", lambda data: 'data-k="BTC"' in data["html"], timeout=AT_ONCE)
-    (_, rows), *_ = [(at, data) for at, data in client.named("rows") if 'data-k="BTC"' in data["html"]]
-    btc = re.search(r'<li[^>]*data-k="BTC".*?</li>', rows["html"], re.S)
-    assert btc, rows
-    assert "$91,876.54" in btc.group(0) and "1.25%" in btc.group(0), btc.group(0)
+        arrived = client.wait("rows", lambda data: "$91,876.54" in (btc_row(data) or ""), timeout=AT_ONCE)
+        assert arrived - sent < AT_ONCE
+    (row,) = [btc_row(data) for at, data in client.named("rows") if at == arrived]
+    assert row is not None and "▲ 1.25%" in row and "91,876.54 US dollars, up 1.25 percent" in row, row
     wait_until(lambda: "$91,876.54" in service.get("/widget").text, ROUND, "the page after the next round")
 
 
