@@ -282,6 +282,7 @@ def test_one_connection_per_exchange_however_many_clients(up):
         ("kraken", {"abrupt": True}, "connection lost"),
         ("binance", {"code": 1001, "reason": "going away"}, "closed by exchange: 1001 going away"),
     ],
+    ids=["kraken-abrupt", "binance-close-1001"],
 )
 def test_a_dropped_stream_falls_back_to_the_poller_and_reconnects(up, name, drop, reason):
     service, exchange = up.service, up.exchange
@@ -309,7 +310,7 @@ def test_a_dropped_stream_falls_back_to_the_poller_and_reconnects(up, name, drop
     ceiling = backoff_ceiling(exchange, name)
     wait_until(lambda: len(exchange.connections(name, open_only=True)) == 1, 3 * ceiling + AT_ONCE, "reconnected")
     assert exchange.connections(name)[-1].at - last < 3 * ceiling
-    wait_until(lambda: streams(service)[name]["state"] == "up", AT_ONCE, "up again")
+    wait_until(lambda: streams(service)[name]["state"] == "up", ROUND, "up again (Binance: at its first tick)")
     # Subscribed again; the exchange's snapshot (Kraken) or next mini ticker (Binance) puts the coin back.
     wait_until(lambda: (c := coins(service)[symbol])["source"] == name and c["price"] == price, ROUND, "streamed")
     assert sorted(exchange.connections(name)[-1].pairs) == sorted(exchange.connections(name)[0].pairs)
@@ -324,12 +325,12 @@ def test_a_silent_stream_is_replaced_after_its_silence_deadline(up):
     silenced = time.monotonic()
     exchange.silence("coinbase", pings=False)  # no frames, and nothing read: WebSocket pings go unanswered too
     try:
-        time.sleep(deadline - 2 * AT_ONCE)
+        time.sleep(deadline - 3.0)  # the deadline runs from the last heartbeat, at most a second or two back
         assert streams(service)["coinbase"]["state"] == "up"  # not replaced before its deadline
         assert len(exchange.connections("coinbase")) == before
         wait_until(lambda: len(exchange.connections("coinbase")) > before, 3 * deadline, "a new connection")
         replaced = exchange.connections("coinbase")[-1].at - silenced
-        assert deadline - 1.5 < replaced < deadline + 3 * backoff_ceiling(exchange, "coinbase")
+        assert deadline - 3.0 < replaced < deadline + 3 * backoff_ceiling(exchange, "coinbase")
         assert "stream coinbase down: silent for 10 s" in service.log.read_text()
     finally:
         exchange.resume("coinbase")
