@@ -5,9 +5,11 @@
 One service serves the module; each test starts from every stream up and leaves it so. The exchanges keep
 to their own coins so the tests do not steal each other's pairs (the first of live.providers that ticked a
 coin owns it): Kraken BTC, Coinbase ETH, Binance NEO (only Binance lists NEO; the fake has no Kraken price
-for ETH). Kraken and Binance are the ones dropped, Coinbase the one silenced and sent nonsense, so no
-exchange's backoff grows past a couple of seconds. Time bounds carry at least 3x margin over what the
-service needs on an idle machine; the backoff's are from its ceiling (connection.py), never its luck.
+for ETH). Kraken and Binance are the ones dropped, Coinbase the one silenced and sent nonsense, which keeps
+each exchange's run of failed connections (and so its backoff) short. Time bounds carry at least 3x margin
+over what the service needs on an idle machine; a reconnect's bound is 3x its backoff's ceiling, computed
+from the attempts so far (connection.py's full jitter), never its luck. The silence test takes Coinbase's
+real 10 s deadline: feeds carry their deadlines as constants, with no setting or variable to shorten them.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ STREAM_COINS = {
     "coinbase": ["ADA", "BTC", "DOGE", "ETH", "LTC"],
     "binance": ["ADA", "ARK", "BTC", "DOGE", "ETH", "LTC", "NEO", "XNO"],
 }
-# The coin each exchange ticks in these tests: (our symbol, the exchange's pair), and a plausible price
-# (within a few percent of the fake REST price, fixtures/coingecko_simple_price_default_coins.constructed.json).
+# The coin each exchange ticks in these tests: (our symbol, the exchange's pair). Ticks stay within a few
+# percent of the fake REST prices (fixtures/coingecko_simple_price_default_coins.constructed.json): plausible.
 OWN = {"kraken": ("BTC", "BTC/USD"), "coinbase": ("ETH", "ETH-USD"), "binance": ("NEO", "NEOUSDT")}
 POLLED = {"BTC": 90917.04, "ETH": 3021.5512, "NEO": 4.1203}  # what the fake REST says (CoinGecko first)
 
