@@ -485,3 +485,32 @@ def test_history_an_unusable_store_is_exit_1(tmp_path, capsys):
     path.write_text('[market]\ncoins = ["BTC"]\n[history]\npath = "foreign.sqlite3"\n')
     assert main(["history", "BTC", "--config", str(path)]) == 1
     assert capsys.readouterr().err.startswith("ticker: history: ")
+
+
+def test_check_config_shows_which_stream_carries_which_coin(tmp_path, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[market]\ncoins = ["BTC", "NEO", "XMR", "WAVES"]\n[live]\nenabled = true\n'
+        '[providers.binance]\nstream_url = "ws://127.0.0.1:9/binance"\n'
+    )
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("live streams (usd; preference order; at most 4 updates/s per client):")
+    assert out[start + 1 :] == [
+        "  kraken: BTC, XMR (wss://ws.kraken.com/v2)",
+        "  coinbase: BTC (wss://ws-feed.exchange.coinbase.com)",
+        "  binance: BTC, NEO (ws://127.0.0.1:9/binance)",
+        "  polled only: WAVES",
+    ]
+
+
+def test_live_without_usd_is_a_warning_and_shows_no_streams(tmp_path, capsys):
+    path = tmp_path / "ticker.toml"
+    path.write_text('[market]\ncurrencies = ["eur"]\n[live]\nenabled = true\n')
+    assert main(["check-config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "live streams" not in captured.out
+    assert captured.err.splitlines() == [
+        'warning: live.enabled: the exchange streams quote usd only, which is not in market.currencies: no stream '
+        'will connect; add "usd" to market.currencies or turn live off'
+    ]

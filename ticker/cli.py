@@ -29,6 +29,7 @@ from ticker.history import open_history
 from ticker.history.base import RANGES, Tick
 from ticker.history.importing import parse_series
 from ticker.history.points import chart_points
+from ticker.live.streams import plan as live_plan
 from ticker.logs import setup_logging
 from ticker.models import Quote, canonical_symbol, iso
 from ticker.providers import TOKEN_PROVIDERS, Provider, build_provider
@@ -214,11 +215,32 @@ def check_config(path: str) -> int:
     if tokens:
         print("tokens by contract (geckoterminal, then defillama; in usd, other currencies via BTC's price):")
         print(_table([["coin", "name", "chain:address"], *tokens]))
+    if settings.live.enabled and "usd" in settings.market.currencies:
+        print(_live_lines(settings))
     if top is not None:
         print(asyncio.run(show_top(settings)))
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _live_lines(settings: Settings) -> str:
+    """Which exchange stream carries which configured coin ("top:N" coins join once the ranking is known)."""
+    urls = {name: settings.provider(name).stream_url for name in settings.live.providers}
+    plans = live_plan(settings.live.providers, urls, settings.market.coins)
+    rate = settings.live.max_updates_per_second
+    lines = [f"live streams (usd; preference order; at most {rate:g} updates/s per client):"]
+    for name in settings.live.providers:
+        target = plans.get(name)
+        if target is None:
+            lines.append(f"  {name}: lists none of the coins: no connection")
+        else:
+            lines.append(f"  {name}: {', '.join(target.pairs.values())} ({target.url})")
+    carried = {symbol for target in plans.values() for symbol in target.pairs.values()}
+    polled = [c.symbol for c in settings.market.live_coins if c.symbol not in carried]
+    if polled:
+        lines.append(f"  polled only: {', '.join(polled)}")
+    return "\n".join(lines)
 
 
 def _top_row(settings: Settings) -> list[str]:

@@ -114,7 +114,8 @@ def create_app(
             clock=clock,
             monotonic=monotonic,
         )
-        if settings.live.enabled and not demo  # live quotes from the exchange streams; the demo has none
+        # Live quotes from the exchange streams (usd only: without usd they would carry nothing); none in the demo.
+        if settings.live.enabled and "usd" in settings.market.currencies and not demo
         else None
     )
     views = Views(settings, store, renderer, icons, clock=clock, lease_role=lease_role, live=live)

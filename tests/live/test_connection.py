@@ -386,6 +386,19 @@ async def test_a_cancelled_stream_closes_with_going_away(fake: FakeExchange) -> 
     assert fake.connections("kraken")[-1].close_code == 1001
 
 
+async def test_stop_leaves_a_state_someone_else_set(fake: FakeExchange) -> None:
+    """A follower's relay puts the lease holder's state in the hub while its own stream stops: it stays."""
+    hub = RecordingHub()
+    conn = make(fake, hub)
+    task = await running(conn)
+    await until(lambda: hub.state().state == "up", "up")
+    holders = StreamState("up", datetime.now(UTC) - timedelta(minutes=5), ("BTC", "ETH"))
+    hub.set_stream("kraken", holders)
+    await finish(conn, task)
+    assert hub.streams["kraken"] is holders
+    await until(lambda: not fake.connections("kraken", open_only=True), "the exchange saw the close")
+
+
 async def test_stop_ends_a_long_wait_within_a_second(fake: FakeExchange) -> None:
     fake.refuse_handshakes("kraken", 429, retry_after="30")
     hub = RecordingHub()

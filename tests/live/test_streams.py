@@ -86,7 +86,8 @@ async def test_streams_run_only_where_this_instance_polls_and_follow_the_coins()
         await anyio.sleep(0.7)
         assert log == [] and streams.connections == 0  # a follower holds none
         role[0] = "holder"
-        await until(lambda: streams.connections == 2, "one connection per exchange")
+        # `connections` counts a connection as soon as it is planned; its task runs (and logs) a moment later.
+        await until(lambda: streams.connections == 2 and len(log) == 2, "one connection per exchange")
         assert sorted(log) == [("start", "binance", ("btcusdt", "neousdt")), ("start", "kraken", ("BTC/USD",))]
         log.clear()
         coins.append(lookup_coin("ETH"))  # "top:N" moved: both exchanges list ETH, both restart with it

@@ -236,7 +236,7 @@ def _parse(data: dict[str, Any], *, base_dir: Path | None, source: Path | None) 
         server,
         widget,
         source,
-        _warnings(market, poller),
+        _warnings(market, poller) + _live_warnings(market, live),
         history,
         live,
     )
@@ -659,6 +659,16 @@ def _warnings(market: MarketSettings, poller: PollerSettings) -> tuple[str, ...]
                 f"shows as unavailable there; give prices = {{ {given}, {wanted} }}"
             )
     return tuple(warnings) + _token_warnings(market)
+
+
+def _live_warnings(market: MarketSettings, live: LiveSettings) -> tuple[str, ...]:
+    """Streams quote usd only (Binance's USDT standing in): without usd they would carry nothing shown."""
+    if live.enabled and "usd" not in market.currencies:
+        return (
+            "live.enabled: the exchange streams quote usd only, which is not in market.currencies: no stream "
+            'will connect; add "usd" to market.currencies or turn live off',
+        )
+    return ()
 
 
 def _token_warnings(market: MarketSettings) -> tuple[str, ...]:

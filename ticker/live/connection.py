@@ -331,10 +331,16 @@ class StreamConnection:
         return True
 
     def _mark_stopped(self) -> None:
+        """Down, "stopped", unless the hub shows a state this connection did not set: a follower's hub takes
+        the lease holder's states from the relay as its own streams stop, and those must stay."""
         if self._state is None or self._state.reason != "stopped":
             log.info("stream %s stopped", self._name)
             since = self._state.since if self._in_outage() and self._state is not None else self._clock()
-            self._set(StreamState("down", since, self._coins(), "stopped"))
+            stopped = StreamState("down", since, self._coins(), "stopped")
+            if self._hub.streams.get(self._name) is self._state:
+                self._set(stopped)
+            else:
+                self._state = stopped
 
     def _set(self, state: StreamState) -> None:
         self._state = state

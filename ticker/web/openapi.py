@@ -94,6 +94,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "Server-Sent Events: event `prices` carries the JSON of /api/v1/prices, "
                     "sent at connect and on each change",
+                    "description": "With live exchange streams ([live] enabled), event `quotes` also carries "
+                    '`{"currency": "usd", "coins": [coin objects that changed]}` between snapshots: right after '
+                    "`prices` at connect (what the snapshot lacks), then at most live.max_updates_per_second per "
+                    "client, changes in between coalesced. Coin objects are those of /api/v1/prices. A keep-alive "
+                    "comment comes every 15 s.",
                     "parameters": [coins_param, currency_param],
                     "responses": {
                         "200": {
