@@ -73,6 +73,7 @@ class Record:
     status: int
     pairs: list[str] = field(default_factory=list)
     closed_at: float | None = None
+    close_code: int | None = None  # the client's close code; 1006 when the TCP connection just ended
     user_agent: str | None = None
 
 
@@ -404,6 +405,7 @@ class FakeExchange:
             self._clients.discard(client)
             with self._lock:
                 record.closed_at = time.monotonic()
+                record.close_code = ws.close_code
 
     async def _heartbeats(self, client: _Client) -> None:
         await client.subscribed.wait()

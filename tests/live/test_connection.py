@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.conftest import until
@@ -367,6 +368,22 @@ async def test_stop_ends_a_connected_stream_within_a_second(fake: FakeExchange) 
     assert hub.state().state == "down"
     assert hub.state().reason == "stopped"
     await until(lambda: not fake.connections("kraken", open_only=True), "the exchange saw the close")
+    assert fake.connections("kraken")[-1].close_code == 1001  # going away, not an internal error (1011)
+
+
+async def test_a_cancelled_stream_closes_with_going_away(fake: FakeExchange) -> None:
+    """Shutdown cancels the task group the streams run in (runtime.py): the exchange still gets a proper close."""
+    hub = RecordingHub()
+    conn = make(fake, hub)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(conn.run_forever)
+        await until(lambda: hub.state().state == "up", "up")
+        started = time.monotonic()
+        tasks.cancel_scope.cancel()
+    assert time.monotonic() - started < 1.0
+    assert hub.state().reason == "stopped"
+    await until(lambda: not fake.connections("kraken", open_only=True), "the exchange saw the close")
+    assert fake.connections("kraken")[-1].close_code == 1001
 
 
 async def test_stop_leaves_a_state_someone_else_set(fake: FakeExchange) -> None:

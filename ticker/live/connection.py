@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -150,8 +151,9 @@ class StreamConnection:
         return self._pairs
 
     def stop(self) -> None:
-        """End `run_forever` (within a second: it closes the socket with a short timeout) and mark the stream
-        down ("stopped"). Safe to call from the event loop's thread at any time, also before it starts."""
+        """End `run_forever` (within a second: it closes the socket with 1001 "going away" and a short timeout)
+        and mark the stream down ("stopped"). Safe to call from the event loop's thread at any time, also before
+        it starts."""
         self._stopping = True
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
@@ -231,7 +233,11 @@ class StreamConnection:
                 max_queue=64,
                 user_agent_header=self._user_agent,
             ) as ws:
-                loss = await self._stream(ws, feed)
+                try:
+                    loss = await self._stream(ws, feed)
+                except asyncio.CancelledError:
+                    await _going_away(ws)
+                    raise
                 up = loss[1]
                 with contextlib.suppress(Exception):
                     await ws.close(1000, "replaced")
@@ -342,6 +348,14 @@ class StreamConnection:
 
     def _coins(self) -> tuple[str, ...]:
         return tuple(sorted(set(self._pairs.values())))
+
+
+async def _going_away(ws: ClientConnection) -> None:
+    """Close with 1001 (going away) while being cancelled (stop, shutdown): the exchange sees a proper close,
+    not the 1011 (internal error) the connection's context manager sends on an exception. Shielded from the
+    cancellation; bounded by the connection's close_timeout."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await ws.close(1001, "going away")
 
 
 def _closed(err: ConnectionClosed) -> _Loss:
