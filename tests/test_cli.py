@@ -511,6 +511,6 @@ def test_live_without_usd_is_a_warning_and_shows_no_streams(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "live streams" not in captured.out
     assert captured.err.splitlines() == [
-        'warning: live.enabled: the exchange streams quote usd only, which is not in market.currencies: no stream '
+        "warning: live.enabled: the exchange streams quote usd only, which is not in market.currencies: no stream "
         'will connect; add "usd" to market.currencies or turn live off'
     ]
