@@ -42,6 +42,7 @@ import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from datetime import datetime
 
 import anyio
@@ -254,7 +255,8 @@ class StreamConnection:
         except TimeoutError:
             return _Loss("connect timed out"), False
         except OSError as err:
-            return _Loss(f"connect failed: {_short(err.strerror or str(err))}"), False
+            host = urlsplit(self._url).hostname or self._url
+            return _Loss(f"connect failed: cannot reach {host} ({_short(err.strerror or str(err))})"), False
 
     async def _stream(self, ws: ClientConnection, feed: ExchangeFeed) -> tuple[_Loss, bool]:
         """Subscribe, then read frames until the connection must end."""
