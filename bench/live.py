@@ -321,7 +321,28 @@ def tick_and_collect(
     return per_group, missing, elapsed
 
 
-def run_single(workdir: Path, upstream: Any, n: int, ticks: int, idle: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy (pip install py-spy) sampling `pid` meanwhile, written to `out` in collapsed-stack format."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)  # attached
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
+def run_single(
+    workdir: Path, upstream: Any, n: int, ticks: int, idle: float, profile: Path | None = None
+) -> dict[str, Any]:
     from tests.fake_exchange import FakeExchange
 
     with FakeExchange() as fake, serving(config(workdir, f"single{n}", upstream, fake, None)) as server:
@@ -337,7 +358,8 @@ def run_single(workdir: Path, upstream: Any, n: int, ticks: int, idle: float) ->
             cpu0 = server.cpu()
             time.sleep(idle)
             cpu1 = server.cpu()
-            (latencies,), missing, elapsed = tick_and_collect(fake, [group], ticks, BASE)
+            with profiled(server.proc.pid, profile):
+                (latencies,), missing, elapsed = tick_and_collect(fake, [group], ticks, BASE)
             cpu2 = server.cpu()
             rss_after = server.rss_mb()
         finally:
@@ -467,6 +489,9 @@ def main() -> None:
     parser.add_argument("--redis-clients", type=int, default=500, help="clients per instance with 3 instances")
     parser.add_argument("--no-redis", action="store_true", help="skip the 3-instance run")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--py-spy", type=Path, help="profile the server over the ticks of the largest run (collapsed stacks)"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/PERFORMANCE.md")
     args = parser.parse_args()
     limit = raise_nofile()
@@ -483,7 +508,8 @@ def main() -> None:
         upstream.serve_default_coins()
         for n in args.clients:
             log(f"{n} clients on one instance ...")
-            single.append(run_single(Path(tmp), upstream, n, args.ticks, args.idle))
+            profile = args.py_spy if n == max(args.clients) else None
+            single.append(run_single(Path(tmp), upstream, n, args.ticks, args.idle, profile))
             log(json.dumps(single[-1]))
         if not args.no_redis:
             log(f"3 instances on Redis, {args.redis_clients} clients each ...")
