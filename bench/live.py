@@ -47,6 +47,7 @@ if __name__ == "__main__" and sys.prefix == sys.base_prefix:  # not in a virtual
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
@@ -125,7 +126,8 @@ def client_process(port: int, count: int) -> None:
         for start in range(0, count, 250):  # in batches: the listen backlog
             batch = [SseClient({}, primed) for _ in range(min(250, count - start))]
             results = await asyncio.gather(
-                *(loop.create_connection(lambda c=c: c, "127.0.0.1", port) for c in batch), return_exceptions=True
+                *(loop.create_connection(functools.partial(_same, c), "127.0.0.1", port) for c in batch),
+                return_exceptions=True,
             )
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
@@ -145,6 +147,10 @@ def client_process(port: int, count: int) -> None:
                 print(json.dumps(merged), flush=True)
 
     uvloop.run(main())
+
+
+def _same(client: SseClient) -> SseClient:
+    return client
 
 
 class Clients:
