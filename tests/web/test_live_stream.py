@@ -333,6 +333,53 @@ async def test_two_hundred_clients_each_get_the_update_built_once(tmp_path, task
     assert stream.live.builds == 2  # the (empty) catch-up at connect and the update, each once for all 200
 
 
+class StuckSse(Sse):
+    """A client that stops reading after its first event: its sends block, as on a full socket buffer."""
+
+    async def run(self) -> None:
+        stuck = anyio.Event()
+        app = self.app
+
+        async def stuck_app(scope: Any, receive: Any, send: Any) -> None:
+            async def blocking_send(message: dict[str, Any]) -> None:
+                if self.events:
+                    await stuck.wait()  # never set
+                await send(message)
+
+            await app(scope, receive, blocking_send)
+
+        self.app = stuck_app
+        await super().run()
+
+
+async def test_a_client_that_stops_reading_holds_up_no_one(tmp_path, tasks):
+    app = build(tmp_path)
+    stuck = StuckSse(app, "/api/v1/stream", "coins=BTC")
+    tasks.start_soon(stuck.run)
+    await until(lambda: stuck.events, "the stuck client's prices")
+    reader = await open_stream(tasks, app, "/api/v1/stream", "coins=BTC")
+    feed(app, tick("BTC", 91000.5))
+    assert (await reader.wait("quotes"))["coins"][0]["price"] == 91000.5
+    feed(app, tick("BTC", 91001.5, after=2))
+    assert (await reader.wait("quotes", 2))["coins"][0]["price"] == 91001.5
+    assert [name for name, _ in stuck.events] == ["prices"]
+
+
+async def test_a_quiet_stream_gets_a_keepalive_comment_after_the_keepalive_period(tmp_path, tasks):
+    app = build(tmp_path)
+    endpoint = next(route.endpoint for route in app.routes if route.name == "stream")
+    quiet = EventStream(endpoint._endpoint, app.state.store, anyio.Event(), live=endpoint.live, keepalive=0.4)
+    sse = await open_stream(tasks, quiet, "/api/v1/stream", "coins=BTC")
+    opened = sse.times[0]
+    await anyio.sleep(0.25)
+    feed(app, tick("BTC", 91000.5))  # an event postpones the next keep-alive
+    await sse.wait("quotes")
+    await until(lambda: b": keep-alive\n\n" in sse.chunks, "a keep-alive", timeout=2)
+    keepalive_at = time.monotonic()
+    assert keepalive_at - sse.times[-1] >= 0.35 and keepalive_at - opened >= 0.6
+    assert [name for name, _ in sse.events] == ["prices", "quotes"]
+
+
 async def test_metrics_count_stream_clients_and_live_events(tmp_path, tasks):
     app = build(tmp_path)
     sse = await open_stream(tasks, app, "/api/v1/stream", "coins=BTC")

@@ -167,7 +167,9 @@ def build_app(
         Route("/readyz", views.readyz, name="readyz"),
     ]
     tally = HttpTally()
-    endpoints = [(route.name, route.endpoint) for route in routes if isinstance(route.endpoint, PreparedEndpoint)]
+    endpoints = [
+        (route.name, route.endpoint) for route in routes if isinstance(route.endpoint, PreparedEndpoint | EventStream)
+    ]
     collector = ServiceCollector(
         settings,
         store,
@@ -191,7 +193,7 @@ def build_app(
 
     routes += [Route("/metrics", metrics, name="metrics"), Route("/openapi.json", openapi_json, name="openapi")]
     for route in routes:
-        if not isinstance(route.endpoint, PreparedEndpoint):
+        if not isinstance(route.endpoint, PreparedEndpoint | EventStream):  # those count their own statuses
             route.app = Counted(route.app, route.name, tally)
     route_names = {id(route.endpoint): route.name for route in routes}
 
@@ -210,10 +212,10 @@ def build_app(
         return Response("Internal Server Error", 500, media_type="text/plain", headers=PLAIN_HEADERS)
 
     handlers = {404: not_found, HTTPException: http_error, Exception: server_error}
-    fast = {
+    fast: dict[str, ASGIApp] = {
         route.path: route.endpoint
         for route in routes
-        if route.name in FAST_ROUTES and isinstance(route.endpoint, PreparedEndpoint)
+        if route.name in FAST_ROUTES and isinstance(route.endpoint, PreparedEndpoint | EventStream)
     }
     app = TickerApp(
         routes=routes, lifespan=_handing_over(lifespan, closing), exception_handlers=handlers, fast_paths=fast
@@ -235,13 +237,15 @@ def _handing_over(lifespan: Lifespan[Starlette], closing: anyio.Event) -> Lifesp
 
 ReadHistory = Callable[[Mapping[str, Any], QueryParams], Awaitable[Read]]
 RenderHistory = Callable[[Mapping[str, Any], QueryParams, Read], Prepared]
-FAST_ROUTES = ("prices", "widget", "fragment", "chart")  # hit by every page view and bot: served before the router
+# Served before the router: hit by every page view and bot, or (the streams) writing to thousands of clients per
+# tick, where each of Starlette's `send` wrappers would cost a coroutine call per client.
+FAST_ROUTES = ("prices", "widget", "fragment", "chart", "stream", "widget_stream")
 
 
 class TickerApp(Starlette):
-    """Starlette, with the hottest prepared endpoints served before its middleware and router."""
+    """Starlette, with the hottest endpoints (prepared ones, event streams) served before its middleware and router."""
 
-    def __init__(self, *, fast_paths: Mapping[str, PreparedEndpoint], **kwargs: Any) -> None:
+    def __init__(self, *, fast_paths: Mapping[str, ASGIApp], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast_paths = fast_paths
 

@@ -319,13 +319,14 @@ def _matches(if_none_match: bytes, etag: bytes) -> bool:
 
 
 class FastPaths:
-    """ASGI: the hottest exact paths go straight to their PreparedEndpoint, before Starlette's middleware and router.
+    """ASGI: the hottest exact paths go straight to their endpoint (a PreparedEndpoint, an event stream), before
+    Starlette's middleware and router.
 
     Everything else (and every other method) goes through the full app. The endpoints handle their own
-    errors, so nothing here needs Starlette's error middleware.
+    errors and count their own statuses, so nothing here needs Starlette's error middleware.
     """
 
-    def __init__(self, app: ASGIApp, endpoints: Mapping[str, PreparedEndpoint]) -> None:
+    def __init__(self, app: ASGIApp, endpoints: Mapping[str, ASGIApp]) -> None:
         self._app = app
         self._endpoints = dict(endpoints)
 

@@ -13,20 +13,23 @@ at the same point (LiveEvents), so one tick costs one render per variant,
 not one per client.
 
 A keep-alive comment goes out every 15 s. An idle connection is a task
-waiting on a change event: no CPU between changes. Streams end when the
-client goes away or the app shuts down (`closing`).
+sleeping on a future of its own and one waiting for the client to leave: no
+CPU between changes. Streams end when the client goes away or the app shuts
+down (`closing`). The hot path of a tick is explained at _Connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import anyio
 from starlette.datastructures import QueryParams
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ticker.exceptions import QueryError
 from ticker.live.hub import LiveQuotes, Pair
@@ -119,7 +122,9 @@ class LiveEvents:
 
 class EventStream:
     """An SSE endpoint: `prices` from `endpoint` (when `prices`), live events from `live` (when given).
-    `endpoint` also validates the query: a bad one gets its error page (400) before the stream starts."""
+    `endpoint` also validates the query: a bad one gets its error page (400) before the stream starts.
+
+    Served before Starlette's middleware and router (app.py), so it counts its own responses (`statuses`)."""
 
     def __init__(
         self,
@@ -144,6 +149,8 @@ class EventStream:
         self._clock = clock
         self._monotonic = monotonic
         self._keepalive = keepalive
+        self._wakeups = _Wakeups(live.hub if live else None, store if prices else None, closing)
+        self.statuses: Counter[int] = Counter()  # responses by status, for /metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -152,6 +159,7 @@ class EventStream:
                 raise NotFound("live updates are not enabled on this server")
         except (QueryError, NotFound) as err:
             status = 404 if isinstance(err, NotFound) and not self._prices else 400
+            self.statuses[status] += 1
             await self._endpoint.error_page(err, status, scope)(scope, receive, send)
             return
         headers = [
@@ -165,133 +173,183 @@ class EventStream:
             headers += [(k.encode(), v.encode()) for k, v in cors.static_headers.items()]
             headers += cors.headers_for(header_value(scope, b"origin"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        self.statuses[200] += 1
         self._tally.clients += 1
+        connection = _Connection(self, scope, send)
+        disconnect = asyncio.ensure_future(connection.until_disconnect(receive))
+        self._wakeups.join(connection)
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                tasks.start_soon(_cancel_on_event, self._closing, tasks.cancel_scope)
-                if self._live is None:
-                    await self._pump(scope, send, prepared.body)
-                else:
-                    await _Connection(self, self._live, scope, send, tasks).run(prepared)
+            await connection.run(prepared)
         finally:
+            self._wakeups.leave(connection)
+            connection.close()
+            disconnect.cancel()
             self._tally.clients -= 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, scope: Scope, send: Send, body: bytes) -> None:
-        """Snapshots only: wait on the store, send `prices` when its body changed, else a keep-alive."""
-        await self._send(send, "prices", _event(body))
-        sent = body
-        while True:
-            version = self._store.version
-            prepared = self._endpoint.get(scope)
-            wait = self._keepalive
-            if prepared.valid_until is not None:
-                wait = min(wait, max(prepared.valid_until - self._clock(), 0.0) + 0.01)
-            with anyio.move_on_after(wait):
-                await self._store.wait_for_change(version)
-            prepared = self._endpoint.get(scope)
-            if prepared.body != sent:
-                await self._send(send, "prices", _event(prepared.body))
-                sent = prepared.body
-            else:
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-
-    async def _send(self, send: Send, name: str, message: bytes | Message) -> None:
-        self._tally.events[name] += 1
-        if isinstance(message, bytes):
-            message = {"type": "http.response.body", "body": message, "more_body": True}
-        await send(message)
-
 
 class _Connection:
-    """One client of a stream with live events. The connection waits on the hub; a small task watching the
-    store cuts that wait short when a snapshot comes (for `prices`)."""
+    """One client. Its task alternates between sending what is due and sleeping on a future of its own.
 
-    def __init__(self, stream: EventStream, live: LiveEvents, scope: Scope, send: Send, tasks: Any) -> None:
+    The hot path, one hub change reaching N clients: the hub's event wakes one watcher task (_Wakeups), which
+    resolves each sleeping client's future (a C call); each client's task wakes, finds the hub version moved,
+    takes the shared bytes for its variant from LiveEvents (built by the first client of that variant, a dict
+    lookup for the others), and hands them to the server's `send` directly (no Starlette wrapper, no cancel
+    scope, no timer created). Timers: one per client at most, armed for its next deadline (keep-alive, the
+    rate limit's gap, a coin's stale flip) and kept while later deadlines come and go; when it rings early the
+    client looks, finds nothing due and arms it again (about once per keep-alive period under steady ticks).
+    A slow client blocks only in its own `send` (the server's write buffer full): the others go on.
+    """
+
+    def __init__(self, stream: EventStream, scope: Scope, send: Send) -> None:
         self._stream = stream
-        self._live = live
         self._scope = scope
         self._send = send
-        self._tasks = tasks
-        self._query = QueryParams(scope["query_string"].decode("latin-1"))
-        self._path_params: Mapping[str, Any] = scope.get("path_params", {})
-        self._waiting: anyio.CancelScope | None = None
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[None] | None = None  # set while sleeping
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf  # when the armed timer rings (stream's monotonic time)
+        self.over = False  # the client left or the app is closing
+
+    def wake(self) -> None:
+        """Look again now (a no-op while not sleeping: the loop looks before it sleeps)."""
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def end(self) -> None:
+        self.over = True
+        self.wake()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def until_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.end()
 
     async def run(self, prepared: Prepared) -> None:
-        """The events until cancelled. The hot path (a tick) touches no rendering of `prices`: that is looked
-        at only when the snapshot changed or a coin's stale state flips (`valid_until`)."""
-        stream, live, store, hub = self._stream, self._live, self._stream._store, self._live.hub
-        monotonic = stream._monotonic
-        body = prepared.body
-        prices_due = prepared.valid_until
+        """The events until the client leaves or the app closes. A tick touches no rendering of `prices`: that is
+        looked at only when the snapshot changed or a coin's stale state flips (`valid_until`)."""
+        stream, live, store = self._stream, self._stream._live, self._stream._store
+        monotonic, clock, keepalive, with_prices = stream._monotonic, stream._clock, stream._keepalive, stream._prices
+        query = QueryParams(self._scope["query_string"].decode("latin-1"))
+        path_params: Mapping[str, Any] = self._scope.get("path_params", {})
+        sent_prices = prepared.body
+        prices_due = prepared.valid_until  # epoch seconds, or None
         seen = store.version
-        variant = live.variant(self._path_params, self._query)
-        if stream._prices:
-            self._tasks.start_soon(self._watch_store)
-            await stream._send(self._send, "prices", _event(body))
-        sent_prices = body
-        version = hub.version
-        last_live = -float("inf")
+        if with_prices:
+            await self._event("prices", _prices(sent_prices))
         last_sent = monotonic()
-        message = live.catch_up(self._path_params, self._query, variant)
-        if message:
-            await stream._send(self._send, live.name, message)
-            last_live = last_sent = monotonic()
-        while True:
-            now = monotonic()
-            pending = hub.version > version
-            wait = max(last_sent + stream._keepalive - now, 0.0)
-            if pending:
-                wait = min(wait, max(last_live + live.gap - now, 0.0))
-            if stream._prices and prices_due is not None:
-                wait = min(wait, max(prices_due - stream._clock(), 0.0) + 0.01)
-            if store.version == seen or not stream._prices:
-                with anyio.move_on_after(wait) as self._waiting:
-                    if pending:
-                        await anyio.sleep_forever()  # only the rate limit (or a snapshot) holds it back
-                    else:
-                        await hub.wait_for_change(version)
-                self._waiting = None
-            if stream._prices and (store.version != seen or (prices_due is not None and stream._clock() >= prices_due)):
+        version, last_live, variant = 0, -math.inf, ""
+        if live is not None:
+            variant = live.variant(path_params, query)
+            version = live.hub.version
+            message = live.catch_up(path_params, query, variant)
+            if message:
+                await self._event(live.name, message)
+                last_live = last_sent = monotonic()
+        while not self.over:
+            if with_prices and (store.version != seen or (prices_due is not None and clock() >= prices_due)):
                 if store.version != seen:
                     seen = store.version
-                    variant = live.variant(self._path_params, self._query)  # "top:N" may have moved
+                    if live is not None:
+                        variant = live.variant(path_params, query)  # "top:N" may have moved
                 prepared = stream._endpoint.get(self._scope)
                 prices_due = prepared.valid_until
                 if prepared.body != sent_prices:
-                    await stream._send(self._send, "prices", _event(prepared.body))
+                    await self._event("prices", _prices(prepared.body))
                     sent_prices = prepared.body
                     last_sent = monotonic()
-            now = monotonic()
-            if hub.version > version and now >= last_live + live.gap:
-                message = live.since(self._path_params, self._query, variant, version)
-                version = hub.version
+            if live is not None and live.hub.version > version and monotonic() >= last_live + live.gap:
+                message = live.since(path_params, query, variant, version)
+                version = live.hub.version
                 if message:
-                    await stream._send(self._send, live.name, message)
+                    await self._event(live.name, message)
                     last_live = last_sent = monotonic()
-            if monotonic() - last_sent >= stream._keepalive:
+            now = monotonic()
+            if now - last_sent >= keepalive:
                 await self._send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-                last_sent = monotonic()
+                last_sent = now = monotonic()
+            if with_prices and store.version != seen:
+                continue  # a snapshot came while sending
+            until = last_sent + keepalive
+            if live is not None and live.hub.version > version:
+                until = min(until, last_live + live.gap)  # only the rate limit holds it back
+            if with_prices and prices_due is not None:
+                until = min(until, now + max(prices_due - clock(), 0.0) + 0.01)
+            if until > now and not self.over:
+                await self._sleep(until, now)
 
-    async def _watch_store(self) -> None:
-        store = self._stream._store
+    async def _event(self, name: str, message: bytes) -> None:
+        self._stream._tally.events[name] += 1
+        await self._send({"type": "http.response.body", "body": message, "more_body": True})
+
+    async def _sleep(self, until: float, now: float) -> None:
+        """Until `until` (monotonic) or a wake, whichever comes first."""
+        if until < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_later(until - now, self._ring)
+            self._timer_at = until
+        self._future = self._loop.create_future()
+        try:
+            await self._future
+        finally:
+            self._future = None
+
+    def _ring(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self.wake()
+
+
+class _Wakeups:
+    """Wakes the clients of one endpoint when the hub or the store moves, or the app closes: one watcher task per
+    source for all of them, started with the first client and stopped with the last (no task while nobody
+    listens)."""
+
+    def __init__(self, hub: LiveQuotes | None, store: SnapshotStore | None, closing: anyio.Event) -> None:
+        self._hub = hub
+        self._store = store
+        self._closing = closing
+        self._clients: set[_Connection] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def join(self, client: _Connection) -> None:
+        self._clients.add(client)
+        if self._closing.is_set():
+            client.end()
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        hub, store = self._hub, self._store
+        if hub is not None:
+            self._tasks.append(loop.create_task(self._follow(hub.wait_for_change, lambda: hub.version)))
+        if store is not None:
+            self._tasks.append(loop.create_task(self._follow(store.wait_for_change, lambda: store.version)))
+        self._tasks.append(loop.create_task(self._end_all()))
+
+    def leave(self, client: _Connection) -> None:
+        self._clients.discard(client)
+        if not self._clients:
+            for task in self._tasks:
+                task.cancel()
+            self._tasks.clear()
+
+    async def _follow(self, wait_for_change: Callable[[int], Awaitable[None]], version: Callable[[], int]) -> None:
         while True:
-            await store.wait_for_change(store.version)
-            if self._waiting is not None:
-                self._waiting.cancel()
+            await wait_for_change(version())
+            for client in self._clients:
+                client.wake()
+
+    async def _end_all(self) -> None:
+        await self._closing.wait()
+        for client in self._clients:
+            client.end()
 
 
-def _event(body: bytes) -> Message:
-    return {"type": "http.response.body", "body": b"event: prices\ndata: " + body + b"\n\n", "more_body": True}
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
-async def _cancel_on_event(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
+def _prices(body: bytes) -> bytes:
+    return b"event: prices\ndata: " + body + b"\n\n"
