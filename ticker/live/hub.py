@@ -132,14 +132,13 @@ class LiveQuotes:
         return changed
 
     def accept(self, quotes: Iterable[Quote]) -> None:
-        """Quotes the lease holder accepted (relay.py): stored as they are."""
+        """Quotes the lease holder accepted (relay.py), in the order it sent them: stored as they are. The
+        holder's choice stands even when the exchange's own time says older (a preferred stream taking a pair
+        back from another exchange whose clock runs ahead): its relay only ever sends its current quotes."""
         mono = self._monotonic()
         woke = False
         for quote in quotes:
             pair = (quote.symbol, quote.currency)
-            held = self._quotes.get(pair)
-            if held is not None and _older(quote, held):
-                continue
             self._heard[(pair, quote.source)] = mono
             woke = self._store(pair, quote) or woke
         if woke:
