@@ -172,3 +172,14 @@ def test_stream_states_round_trip_and_bad_ones_are_refused():
     assert StreamState.from_dict(state.to_dict()) == state
     with pytest.raises(ValueError):
         StreamState.from_dict({"state": "sideways", "since": "2026-11-27T18:20:00Z"})
+
+
+def test_a_carried_pairs_live_quote_wins_over_the_snapshot_whatever_the_exchanges_clocks_say():
+    clock = FakeClock()
+    binance = Quote("BTC", "usd", 90917.04, 1.0, NOW, "binance")  # the snapshot's, stamped by Binance's clock
+    hub = make_hub(clock, snapshot_of(binance))
+    hub.apply([tick("BTC", 91234.5, "kraken", at=NOW - timedelta(milliseconds=400))])  # Kraken's clock
+    assert [q.price for q in hub.newer_than(snapshot_of(binance)).values()] == [91234.5]
+    # The stream went down: the snapshot's quote (the poller's, newer) is what pages show again.
+    hub.set_stream("kraken", StreamState("down", NOW, ("BTC",), "connection lost"))
+    assert hub.newer_than(snapshot_of(binance)) == {}

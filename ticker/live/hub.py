@@ -181,9 +181,21 @@ class LiveQuotes:
         return {pair: quote for pair, quote in self._quotes.items() if self._owner(pair, mono) is not None}
 
     def newer_than(self, snapshot: Snapshot | None) -> dict[Pair, Quote]:
-        """The live quotes newer than the snapshot's for the same pair: what a page made from it lacks."""
+        """What a page made from the snapshot lacks: the live quote of every pair a stream carries now (unless the
+        snapshot has that very quote), and of other pairs where it is newer than the snapshot's.
+
+        A carried pair's live quote wins whatever the times say: exchanges stamp their own clocks, a snapshot
+        shared through Redis keeps whole seconds, and a preferred stream may take a pair back with a tick
+        stamped a little before the other exchange's last one. Once a stream stops carrying a pair, the
+        newer quote wins (the poller's, after the stream went down)."""
         quotes = snapshot.quotes if snapshot is not None else {}
-        return {pair: q for pair, q in self._quotes.items() if pair not in quotes or _older(quotes[pair], q)}
+        mono = self._monotonic()
+        newer: dict[Pair, Quote] = {}
+        for pair, quote in self._quotes.items():
+            held = quotes.get(pair)
+            if held is None or _older(held, quote) or (held != quote and self._owner(pair, mono) is not None):
+                newer[pair] = quote
+        return newer
 
     # -- inside ---------------------------------------------------------------------------------
 
