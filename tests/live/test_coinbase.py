@@ -138,3 +138,19 @@ def test_documented_ticker_with_random_numbers_gives_them_back(price: float, ope
     assert isinstance(ticks, Ticks)
     assert ticks.quotes[0].price == price
     assert ticks.quotes[0].change_24h_pct == pytest.approx((price / open_24h - 1) * 100)
+
+
+@pytest.mark.parametrize("text", [" 3150 ", "3_022", "٣٠٢٥", "0x10", "1e", "NaN", "inf", ""])
+def test_a_price_string_that_is_not_a_plain_decimal_is_malformed(text):
+    from ticker.live.frames import price
+
+    with pytest.raises(FeedError):
+        price(text, "coinbase", "ETH-USD", strings=True)
+
+
+def test_plain_decimal_strings_are_prices():
+    from ticker.live.frames import price
+
+    assert [price(t, "coinbase", "ETH-USD", strings=True) for t in ("3150", "0.00001234", "1.5e-05", "-2")] == [
+        3150.0, 0.00001234, 1.5e-05, -2.0,
+    ]

@@ -183,3 +183,11 @@ def test_a_carried_pairs_live_quote_wins_over_the_snapshot_whatever_the_exchange
     # The stream went down: the snapshot's quote (the poller's, newer) is what pages show again.
     hub.set_stream("kraken", StreamState("down", NOW, ("BTC",), "connection lost"))
     assert hub.newer_than(snapshot_of(binance)) == {}
+
+
+def test_a_tick_whose_change_was_refused_shows_no_change_not_the_previous_sources():
+    clock = FakeClock()
+    polled = Quote("BTC", "usd", 90000.0, 1.64, NOW - timedelta(seconds=30), "coingecko")
+    hub = make_hub(clock, snapshot_of(polled))
+    changed = hub.apply([tick("BTC", 90100.0, change=1e9)])  # an absurd change: refused by the gate
+    assert (changed[0].price, changed[0].change_24h_pct) == (90100.0, None)

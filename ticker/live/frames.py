@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,9 @@ from ticker.live.feed import STREAM_CURRENCY, FeedError
 from ticker.models import Quote
 from ticker.providers.parsing import number
 
+# A decimal number as the exchanges write them in strings ("90917.04", "1.2e-05"): ASCII digits only, no
+# spaces, underscores or other scripts' digits, which Python's float() would otherwise take.
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 MAX_FRAME_CHARS = 1_000_000  # a ticker frame is a few hundred bytes; a megabyte is no exchange's ticker
 
 
@@ -34,7 +38,7 @@ def price(value: Any, exchange: str, pair: str, *, strings: bool) -> float:
     (Coinbase and Binance send prices as strings; Kraken v2 as JSON numbers).
 
     Raises FeedError for anything else: a price that is not a number is a malformed frame."""
-    found = number(value) if strings or not isinstance(value, str) else None
+    found = _number(value) if strings or not isinstance(value, str) else None
     if found is None or not math.isfinite(found):
         raise FeedError(f"{exchange}: {pair}: price {str(value)[:40]!r} is not a number")
     return found
@@ -43,11 +47,18 @@ def price(value: Any, exchange: str, pair: str, *, strings: bool) -> float:
 def change_from_open(last: float, open_price: Any) -> float | None:
     """The change in percent from a rolling window's open, (last / open - 1) * 100; None when the open is
     not a positive finite number (no trade in the window)."""
-    opened = number(open_price)
+    opened = _number(open_price)
     if opened is None or not math.isfinite(opened) or opened <= 0:
         return None
     change = (last / opened - 1.0) * 100.0
     return change if math.isfinite(change) else None
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number, or a string that is a plain ASCII decimal (see DECIMAL), as float; else None."""
+    if isinstance(value, str) and DECIMAL.fullmatch(value) is None:
+        return None
+    return number(value)
 
 
 def not_after(moment: datetime | None, received: datetime) -> datetime:

@@ -242,13 +242,14 @@ class LiveQuotes:
 
 
 def _merge(base: Quote | None, tick: Quote) -> Quote:
-    """The tick's price, change, time and source over what we knew of the pair (market figures stay)."""
+    """The tick's price, 24 h change, time and source over what we knew of the pair (market figures stay)."""
     if base is None:
         return tick
     return replace(
         base,
         price=tick.price,
-        change_24h_pct=tick.change_24h_pct if tick.change_24h_pct is not None else base.change_24h_pct,
+        # The stream's own rolling 24 h change, or none: never another source's figure beside this price.
+        change_24h_pct=tick.change_24h_pct,
         updated_at=tick.updated_at,
         source=tick.source,
         icon_url=None,
