@@ -356,20 +356,6 @@ async def test_coinbase_subscribes_again_without_a_refused_product(fake: FakeExc
     await finish(conn, task)
 
 
-async def test_a_stream_subscribed_by_its_url_is_up_once_the_handshake_succeeds(fake: FakeExchange) -> None:
-    """Binance names the pairs in the URL and acknowledges nothing: a quiet market is still an up stream."""
-    from ticker.live.binance import BinanceFeed
-
-    hub = RecordingHub()
-    conn = StreamConnection(BinanceFeed, fake.url("binance"), {"btcusdt": "BTC"}, hub)  # type: ignore[arg-type]
-    task = await running(conn)
-    await until(lambda: "binance" in hub.streams and hub.streams["binance"].state == "up", "up before any tick")
-    assert hub.latest() == {}
-    fake.tick("binance", "BTCUSDT", 92000.0, 2.0)
-    await until(lambda: price(hub, "BTC") == 92000.0, "BTC ticks")
-    await finish(conn, task)
-
-
 async def test_stop_ends_a_connected_stream_within_a_second(fake: FakeExchange) -> None:
     hub = RecordingHub()
     conn = make(fake, hub)

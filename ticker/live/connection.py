@@ -266,9 +266,6 @@ class StreamConnection:
             if index:
                 await asyncio.sleep(feed.send_spacing)
             await ws.send(out)
-        if not frames:  # the pairs are named in the URL (Binance): the handshake itself subscribed them
-            self.subscribed.update(self._pairs)
-            up = self._mark_up()
         loop = asyncio.get_running_loop()
         last_frame = loop.time()
         next_ping = last_frame + feed.ping_seconds if feed.ping_seconds else None
