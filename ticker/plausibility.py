@@ -54,14 +54,24 @@ class Gate:
 
     `max_jump_pct`: the global limit in percent (None or 0: off), overridden per coin by
     `Coin.max_jump_pct`. `stale_after`: seconds after which a last good price no longer holds
-    back a jump (None: it always does).
+    back a jump (None: it always does). `confirm_same_source`: whether the same source's quote a round
+    later confirms a held jump (the poller's rule); live streams pass False: a stream that disagrees with
+    the last good price is confirmed only by another source (another stream, or the poller's next price).
     """
 
-    def __init__(self, coins: Iterable[Coin], *, max_jump_pct: float | None, stale_after: float | None) -> None:
+    def __init__(
+        self,
+        coins: Iterable[Coin],
+        *,
+        max_jump_pct: float | None,
+        stale_after: float | None,
+        confirm_same_source: bool = True,
+    ) -> None:
         self._limits: dict[str, float | None] = {
             coin.symbol: max_jump_pct if coin.max_jump_pct is None else coin.max_jump_pct for coin in coins
         }
         self._default_limit = max_jump_pct
+        self._same_source = confirm_same_source
         self._stale_after = stale_after
         self._usd: dict[str, float] = dict(FALLBACK_USD_PRICES)  # "btc"/"eth" -> USD price
         self._held: dict[Pair, dict[str, _Candidate]] = {}  # by pair, the latest held quote of each source
@@ -163,7 +173,7 @@ class Gate:
                 del self._held[pair]
             return quote
         for candidate in held.values():
-            later = candidate.round < self._round
+            later = candidate.round < self._round and self._same_source
             if (later or candidate.quote.source != quote.source) and _close(candidate.quote.price, quote.price):
                 del self._held[pair]
                 accepted = quote if later else candidate.quote

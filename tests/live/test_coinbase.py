@@ -152,5 +152,8 @@ def test_plain_decimal_strings_are_prices():
     from ticker.live.frames import price
 
     assert [price(t, "coinbase", "ETH-USD", strings=True) for t in ("3150", "0.00001234", "1.5e-05", "-2")] == [
-        3150.0, 0.00001234, 1.5e-05, -2.0,
+        3150.0,
+        0.00001234,
+        1.5e-05,
+        -2.0,
     ]

@@ -77,15 +77,29 @@ def test_implausible_ticks_never_reach_the_quotes():
     assert changed[0].price == 90000.0 and changed[0].change_24h_pct is None
 
 
-def test_a_jump_is_held_until_the_same_stream_confirms_it_a_round_later():
+def test_a_jump_one_stream_alone_reports_is_left_to_the_poller_until_another_source_settles_it():
+    """A stream never confirms its own jump: while held, the pair is not carried (the poller serves it, and
+    pages show the poller's price); once the poller's price agrees, the stream's ticks are taken again."""
     clock = FakeClock()
-    hub = make_hub(clock, interval=10)
+    snapshot = [snapshot_of(Quote("BTC", "usd", 90000.0, 1.0, NOW - timedelta(seconds=5), "coingecko"))]
+    hub = LiveQuotes(
+        [BTC], preference=["kraken"], snapshot=lambda: snapshot[0], interval=10, clock=clock, monotonic=clock.monotonic
+    )
+    hub.set_stream("kraken", StreamState("up", NOW, ("BTC",)))
     hub.apply([tick("BTC", 90000.0)])
+    assert set(hub.covered()) == {("BTC", "usd")}
     assert hub.apply([tick("BTC", 200000.0, at=clock())]) == []  # +122 %: held
-    assert hub.latest()[("BTC", "usd")].price == 90000.0
+    assert hub.covered() == {}  # the poller asks the providers for BTC again
     clock.advance(11)
-    changed = hub.apply([tick("BTC", 201000.0, at=clock())])
-    assert [q.price for q in changed] == [201000.0]
+    assert hub.apply([tick("BTC", 201000.0, at=clock())]) == []  # a round later, the same stream: still held
+    polled = snapshot_of(Quote("BTC", "usd", 90050.0, 1.0, clock(), "coingecko"))  # the poller's next round
+    assert hub.newer_than(polled) == {}  # pages show the poller's price, not the stream's older one
+    # The providers agree with the new level: the poller's snapshot has it, and the stream's ticks count again.
+    snapshot[0] = snapshot_of(Quote("BTC", "usd", 200500.0, 1.0, clock(), "coingecko"))
+    clock.advance(1)
+    changed = hub.apply([tick("BTC", 201100.0, at=clock())])
+    assert [q.price for q in changed] == [201100.0]
+    assert set(hub.covered()) == {("BTC", "usd")}
 
 
 def test_a_jump_confirmed_by_a_second_stream_is_taken_at_once():

@@ -91,7 +91,9 @@ class LiveQuotes:
         self._fresh = interval if fresh_seconds is None else fresh_seconds
         self._clock = clock
         self._monotonic = monotonic
-        self._gate = Gate(coins, max_jump_pct=max_jump_pct, stale_after=stale_after)
+        # A jump one stream alone reports is never confirmed by that stream: while held, the pair is not
+        # carried (the poller serves it), and another stream or the poller's price settles it.
+        self._gate = Gate(coins, max_jump_pct=max_jump_pct, stale_after=stale_after, confirm_same_source=False)
         self._round_started: float | None = None
         self._quotes: dict[Pair, Quote] = {}
         self._changed: dict[Pair, int] = {}  # the version at which the pair's price or change last changed
@@ -205,7 +207,10 @@ class LiveQuotes:
             self._gate.begin_round(self._quotes.values())
 
     def _owner(self, pair: Pair, mono: float) -> str | None:
-        """The most preferred stream that is up and ticked this pair recently, or None."""
+        """The most preferred stream that is up and ticked this pair recently, or None (also while a jump of
+        this pair is held: no stream carries it until another source has settled it)."""
+        if pair in self._gate.holding():
+            return None
         for name in self._preference:
             heard = self._heard.get((pair, name))
             state = self.streams.get(name)
