@@ -427,3 +427,10 @@ stream_url = "https://ws.kraken.com/v2"
         "live.providers[3]: 'coingecko' has no stream (streams: kraken, coinbase, binance)",
         "live.max_updates_per_second: expected a number greater than 0, got 0.0",
     )
+
+
+def test_live_with_no_providers_is_a_warning(tmp_path):
+    settings = settings_from(tmp_path, "[live]\nenabled = true\nproviders = []\n")
+    assert settings.warnings == (
+        "live.enabled: live.providers is empty, so no stream will connect; list kraken, coinbase or binance",
+    )

@@ -144,6 +144,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         logger.warning("config: %s", warning)
     if args.demo:
         logger.warning("demo mode: serving simulated prices, not market data")
+        if settings.live.enabled:
+            logger.info("demo mode: live exchange streams are off (live.enabled is ignored)")
     logger.info("ticker %s listening on http://%s:%d", __version__, host, port)
     options: dict[str, Any] = {
         "host": host,
@@ -215,7 +217,7 @@ def check_config(path: str) -> int:
     if tokens:
         print("tokens by contract (geckoterminal, then defillama; in usd, other currencies via BTC's price):")
         print(_table([["coin", "name", "chain:address"], *tokens]))
-    if settings.live.enabled and "usd" in settings.market.currencies:
+    if settings.live.enabled and settings.live.providers and "usd" in settings.market.currencies:
         print(_live_lines(settings))
     if top is not None:
         print(asyncio.run(show_top(settings)))
@@ -233,9 +235,13 @@ def _live_lines(settings: Settings) -> str:
     for name in settings.live.providers:
         target = plans.get(name)
         if target is None:
-            lines.append(f"  {name}: lists none of the coins: no connection")
+            lines.append(f"  {name}: lists none of the listed coins: no connection")
         else:
             lines.append(f"  {name}: {', '.join(target.pairs.values())} ({target.url})")
+    if settings.market.top is not None:
+        lines.append(
+            f'  and the "top:{settings.market.top.count}" coins each exchange lists, once the ranking is known'
+        )
     carried = {symbol for target in plans.values() for symbol in target.pairs.values()}
     polled = [c.symbol for c in settings.market.live_coins if c.symbol not in carried]
     if polled:

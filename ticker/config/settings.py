@@ -663,6 +663,8 @@ def _warnings(market: MarketSettings, poller: PollerSettings) -> tuple[str, ...]
 
 def _live_warnings(market: MarketSettings, live: LiveSettings) -> tuple[str, ...]:
     """Streams quote usd only (Binance's USDT standing in): without usd they would carry nothing shown."""
+    if live.enabled and not live.providers:
+        return ("live.enabled: live.providers is empty, so no stream will connect; list kraken, coinbase or binance",)
     if live.enabled and "usd" not in market.currencies:
         return (
             "live.enabled: the exchange streams quote usd only, which is not in market.currencies: no stream "
