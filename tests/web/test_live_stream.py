@@ -313,6 +313,20 @@ async def test_the_page_and_its_refresh_show_a_live_quote_before_the_next_snapsh
         assert again.status_code == 304  # still one render per change, not per request
 
 
+async def test_the_json_shows_a_live_quote_before_the_next_snapshot(tmp_path):
+    app = build(tmp_path)
+    async with app_client(app) as client:
+        feed(app, tick("BTC", 91234.5, 3.25))
+        prices = (await client.get("/api/v1/prices?coins=BTC,ETH")).json()
+        one = (await client.get("/api/v1/prices/BTC")).json()
+    assert [(c["symbol"], c["price"], c["source"]) for c in prices["coins"]] == [
+        ("BTC", 91234.5, "kraken"),
+        ("ETH", 3021.5512, "coingecko"),
+    ]
+    assert prices["generated_at"] == "2026-11-27T18:20:00Z"  # still the snapshot's time
+    assert (one["price"], one["change_24h_pct"], one["source"]) == (91234.5, 3.25, "kraken")
+
+
 async def test_widgets_in_another_first_currency_get_no_live_url(tmp_path):
     app = build(tmp_path)
     async with app_client(app) as client:
@@ -377,7 +391,9 @@ async def test_a_quiet_stream_gets_a_keepalive_comment_after_the_keepalive_perio
     await until(lambda: b": keep-alive\n\n" in sse.chunks, "a keep-alive", timeout=2)
     keepalive_at = time.monotonic()
     assert keepalive_at - sse.times[-1] >= 0.35 and keepalive_at - opened >= 0.6
-    assert [name for name, _ in sse.events] == ["prices", "quotes"]
+    names = [name for name, _ in sse.events]
+    # (a `prices` may come again when a coin's stale state is looked at: its body now carries the live quote)
+    assert names[0] == "prices" and names.count("quotes") == 1
 
 
 async def test_metrics_count_stream_clients_and_live_events(tmp_path, tasks):

@@ -102,7 +102,9 @@ def build_app(
 
     get = ["GET", "HEAD"]
     api = ["GET", "HEAD", "OPTIONS"]
-    prices = prepared(views.render_prices, views.prices_variant, views.json_error_page, api=True)
+    prices = prepared(
+        views.render_prices, views.prices_variant, views.json_error_page, api=True, version=views.page_version
+    )
     widget = prepared(views.render_widget, views.widget_variant, views.html_error_page, version=views.page_version)
     streams = StreamTally()
     rate = settings.live.max_updates_per_second
@@ -133,7 +135,9 @@ def build_app(
         Route("/widget/stream", widget_stream, methods=["GET"], name="widget_stream"),
         Route(
             "/api/v1/prices/{symbol}",
-            prepared(views.render_price, views.price_variant, views.json_error_page, api=True),
+            prepared(
+                views.render_price, views.price_variant, views.json_error_page, api=True, version=views.page_version
+            ),
             methods=api,
             name="price",
         ),

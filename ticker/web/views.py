@@ -160,16 +160,17 @@ class Views:
         return canonical_query(select_widget(query, self._settings, options.layout, self.current()), options)
 
     def render_prices(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
-        version = self._store.version
+        """/api/v1/prices: the snapshot with the streams' newer quotes laid over it, like the widget."""
+        version = self.page_version()
         selection = select(query, self._settings, self.current())
-        board = self.board(selection.coins, selection.currency, self._clock())
+        board = self.board(selection.coins, selection.currency, self._clock(), snapshot=self.overlaid())
         return self._prepared(json_bytes(board.to_json(self._settings.server.public_url)), JSON_TYPE, board, version)
 
     def render_price(self, path_params: Mapping[str, Any], query: QueryParams) -> Prepared:
-        version = self._store.version
+        version = self.page_version()
         coin = self._coin(path_params)
         currency = select_currency(query, self._settings)
-        board = self.board((coin,), currency, self._clock())
+        board = self.board((coin,), currency, self._clock(), snapshot=self.overlaid())
         row = board.rows[0].to_json(self._settings.server.public_url)
         body = row | {"currency": currency, "generated_at": iso(board.generated_at)}
         return self._prepared(json_bytes(body), JSON_TYPE, board, version)
