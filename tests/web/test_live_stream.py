@@ -158,8 +158,8 @@ def feed(app: Any, *ticks: Quote) -> None:
     assert hub.apply(list(ticks)), "the hub took no tick"
 
 
-async def open_stream(tasks: Tasks, app: Any, path: str, query: str = "") -> Sse:
-    client = Sse(app, path, query)
+async def open_stream(tasks: Tasks, app: Any, path: str, query: str = "", *, address: str = "127.0.0.1") -> Sse:
+    client = Sse(app, path, query, address=address)
     tasks.start_soon(client.run)
     first = path == "/api/v1/stream"  # prices at once; /widget/stream says nothing until something changes
     await until(lambda: (client.events or not first) and client.status or client.ended.is_set(), f"{path} open")
