@@ -182,7 +182,7 @@ class EventStream:
         max_per_client: int = MAX_STREAMS_PER_CLIENT,
         max_variants: int = MAX_LIVE_VARIANTS,
     ) -> None:
-        """`max_per_client`, `max_variants`: the limits (module docstring), lower in tests."""
+        """`max_per_client`, `max_variants`: the limits (module docstring); the constants unless given."""
         self._endpoint = endpoint
         self._store = store
         self._closing = closing
