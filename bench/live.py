@@ -69,7 +69,13 @@ EXCHANGES = ("kraken", "coinbase", "binance")
 RATE = 4.0  # live.max_updates_per_second
 BASE = 91000.0  # BTC's first live price; tick k is BASE + k (the fake upstream polls 90917.04: within the gate)
 PRICE = re.compile(rb'"symbol":"BTC".*?"price":([0-9.e+]+)')
-REQUEST = b"GET /api/v1/stream?coins=BTC HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+REQUEST = "GET /api/v1/stream?coins=BTC HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n{via}\r\n"
+
+
+def request(n: int) -> bytes:
+    """Client n's request, from an address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1): the
+    server takes at most MAX_STREAMS_PER_CLIENT streams per address."""
+    return REQUEST.format(via=f"X-Forwarded-For: 10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}\r\n").encode()
 
 
 def raise_nofile() -> int:
@@ -90,14 +96,15 @@ def log(message: str) -> None:
 class SseClient(asyncio.Protocol):
     """One raw-socket event-stream client: notes when each `quotes` event carrying a BTC price completes."""
 
-    def __init__(self, got: dict[str, float], primed: list[int]) -> None:
+    def __init__(self, got: dict[str, float], primed: list[int], n: int) -> None:
+        self.request = request(n)
         self.got = got  # price (as sent) -> time.monotonic() of receipt
         self.primed = primed  # [count of clients that have their first `prices` event]
         self.buffer = b""
         self.started = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.write(REQUEST)  # type: ignore[attr-defined]
+        transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -124,7 +131,7 @@ def client_process(port: int, count: int) -> None:
         clients: list[SseClient] = []
         primed = [0]
         for start in range(0, count, 250):  # in batches: the listen backlog
-            batch = [SseClient({}, primed) for _ in range(min(250, count - start))]
+            batch = [SseClient({}, primed, start + i) for i in range(min(250, count - start))]
             results = await asyncio.gather(
                 *(loop.create_connection(functools.partial(_same, c), "127.0.0.1", port) for c in batch),
                 return_exceptions=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import itertools
 import json
 import re
 import signal
@@ -149,10 +150,16 @@ def backoff_ceiling(exchange: FakeExchange, name: str) -> float:
 
 class Events:
     """One event-stream client on its own thread, reading the lines of one httpx stream as they come (as a
-    browser's EventSource does): every event with its arrival time (time.monotonic())."""
+    browser's EventSource does): every event with its arrival time (time.monotonic()). Each comes from an
+    address of its own (X-Forwarded-For, which uvicorn trusts from 127.0.0.1), as a browser would: the server
+    takes only so many streams from one address."""
+
+    addresses = itertools.count(1)
 
     def __init__(self, url: str) -> None:
         self.url = url
+        n = next(Events.addresses)
+        self.address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
         self.events: list[tuple[float, str, Any]] = []
         self.status = 0
         self.ending = ""  # "clean" once the server ended the stream, else what went wrong
@@ -164,7 +171,7 @@ class Events:
 
     def _run(self) -> None:
         try:
-            with self._client.stream("GET", self.url) as response:
+            with self._client.stream("GET", self.url, headers={"x-forwarded-for": self.address}) as response:
                 self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self.status = response.status_code
                 name = ""

@@ -53,8 +53,11 @@ def tick(symbol: str, price: float, change: float = 2.0, *, after: float = 1.0) 
 class Sse:
     """One event-stream client straight into the ASGI app: the events as they arrive, and leaving at will."""
 
-    def __init__(self, app: Any, path: str, query: str = "") -> None:
-        self.app, self.path, self.query = app, path, query
+    def __init__(
+        self, app: Any, path: str, query: str = "", *, address: str = "127.0.0.1", method: str = "GET"
+    ) -> None:
+        self.app, self.path, self.query, self.address, self.method = app, path, query, address, method
+        self.headers: dict[str, str] = {}
         self.status = 0
         self.events: list[tuple[str, str]] = []  # (event, data)
         self.times: list[float] = []  # time.monotonic() of each event's arrival
@@ -76,6 +79,7 @@ class Sse:
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 self.status = message["status"]
+                self.headers = {k.decode(): v.decode() for k, v in message["headers"]}
                 return
             body = message.get("body", b"")
             self.chunks.append(body)
@@ -91,14 +95,14 @@ class Sse:
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": "GET",
+            "method": self.method,
             "scheme": "http",
             "path": self.path,
             "raw_path": self.path.encode(),
             "root_path": "",
             "query_string": self.query.encode(),
             "headers": [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 50000),
+            "client": (self.address, 50000),
             "server": ("testserver", 80),
         }
         await self.app(scope, receive, send)
@@ -154,8 +158,8 @@ def feed(app: Any, *ticks: Quote) -> None:
     assert hub.apply(list(ticks)), "the hub took no tick"
 
 
-async def open_stream(tasks: Tasks, app: Any, path: str, query: str = "") -> Sse:
-    client = Sse(app, path, query)
+async def open_stream(tasks: Tasks, app: Any, path: str, query: str = "", *, address: str = "127.0.0.1") -> Sse:
+    client = Sse(app, path, query, address=address)
     tasks.start_soon(client.run)
     first = path == "/api/v1/stream"  # prices at once; /widget/stream says nothing until something changes
     await until(lambda: (client.events or not first) and client.status or client.ended.is_set(), f"{path} open")
@@ -336,7 +340,7 @@ async def test_widgets_in_another_first_currency_get_no_live_url(tmp_path):
 
 async def test_two_hundred_clients_each_get_the_update_built_once(tmp_path, tasks):
     app = build(tmp_path)
-    clients = [Sse(app, "/api/v1/stream", "coins=BTC,ETH") for _ in range(200)]
+    clients = [Sse(app, "/api/v1/stream", "coins=BTC,ETH", address=f"10.0.{n // 100}.{n % 100}") for n in range(200)]
     for client in clients:
         tasks.start_soon(client.run)
     await until(lambda: all(c.events for c in clients), "every client's prices", timeout=10)

@@ -131,8 +131,8 @@ def build_app(
     )
     routes = [
         Route("/api/v1/prices", prices, methods=api, name="prices"),
-        Route("/api/v1/stream", stream, methods=["GET"], name="stream"),
-        Route("/widget/stream", widget_stream, methods=["GET"], name="widget_stream"),
+        Route("/api/v1/stream", stream, methods=get, name="stream"),
+        Route("/widget/stream", widget_stream, methods=get, name="widget_stream"),
         Route(
             "/api/v1/prices/{symbol}",
             prepared(

@@ -12,6 +12,12 @@ that come meanwhile merge into the next one. A live body is built once per
 at the same point (LiveEvents), so one tick costs one render per variant,
 not one per client.
 
+Limits, so that one client cannot slow everyone's live prices (each open variant costs one render per tick):
+at most MAX_STREAMS_PER_CLIENT open streams per client address (both routes together; the address is
+scope["client"], which uvicorn takes from X-Forwarded-For when the proxy is trusted), more get 429 with
+Retry-After; and at most MAX_LIVE_VARIANTS distinct live variants per route with open clients (see
+LiveEvents.open). HEAD gets the stream's headers and an empty body at once.
+
 A keep-alive comment goes out every 15 s. An idle connection is a task
 sleeping on a future of its own and one waiting for the client to leave: no
 CPU between changes. Streams end when the client goes away or the app shuts
@@ -41,7 +47,10 @@ KEEPALIVE_SECONDS = 15.0
 # The lifespan state key under which the app hands its closing event to the server (ticker.web.server),
 # which sets it as its shutdown begins: uvicorn runs the lifespan shutdown only after open connections end.
 CLOSING_STATE = "ticker.closing"
-MAX_LIVE_BODIES = 256
+MAX_STREAMS_PER_CLIENT = 32  # open event streams per client address, both routes together
+MAX_LIVE_VARIANTS = 64  # distinct live variants (canonical queries) with open clients, per route
+MAX_LIVE_BODIES = 4 * MAX_LIVE_VARIANTS  # a variant's clients may sit at a few hub versions at once
+RETRY_AFTER_SECONDS = 30  # on a 429 (too many streams) or 503 (too many variants)
 KEEPALIVE = b": keep-alive\n\n"
 
 # (path params, query, the (symbol, currency) pairs to show) -> the event's data, or None when none is shown
@@ -49,11 +58,20 @@ LiveBody = Callable[[Mapping[str, Any], QueryParams, Collection[Pair]], bytes | 
 
 
 class StreamTally:
-    """Open event-stream clients and events sent by name, for /metrics."""
+    """Open event-stream clients (in all, and by client address) and events sent by name, for /metrics."""
 
     def __init__(self) -> None:
         self.clients = 0
         self.events: Counter[str] = Counter()
+        self.by_address: Counter[str] = Counter()
+
+
+class TooManyStreams(Exception):
+    """This client address has MAX_STREAMS_PER_CLIENT streams open already (429)."""
+
+
+class TooManyVariants(Exception):
+    """MAX_LIVE_VARIANTS other variants are being served live already (503 on /widget/stream)."""
 
 
 class LiveEvents:
@@ -80,7 +98,30 @@ class LiveEvents:
         self._variant = variant
         self._max = max_bodies
         self._bodies: OrderedDict[tuple[str, int, int, int], bytes] = OrderedDict()
+        self._open: Counter[str] = Counter()  # variant -> its clients with live events
         self.builds = 0  # bodies built, for tests and the benchmark
+
+    def open(self, variant: str, *, max_variants: int = MAX_LIVE_VARIANTS) -> bool:
+        """Count a client of `variant`; False (nothing counted) when that would make more than `max_variants`
+        variants live at once. Each live variant costs one render per tick whatever its number of clients, so
+        this bounds the work of a tick: variants already served stay fast, a new one waits for a free place."""
+        if variant not in self._open and len(self._open) >= max_variants:
+            return False
+        self._open[variant] += 1
+        return True
+
+    def close(self, variant: str) -> None:
+        """Uncount a client of `variant` (from `open` or `move`)."""
+        self._open[variant] -= 1
+        if self._open[variant] <= 0:
+            del self._open[variant]
+
+    def move(self, old: str, new: str) -> None:
+        """A client's variant changed ("top:N" moved with a snapshot): counted under `new`, even past the cap
+        (that is bounded by the configured coins, not by clients)."""
+        if old != new:
+            self._open[new] += 1
+            self.close(old)
 
     def variant(self, path_params: Mapping[str, Any], query: QueryParams) -> str:
         """The canonical variant of a query; raises QueryError or NotFound."""
@@ -138,7 +179,10 @@ class EventStream:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         keepalive: float = KEEPALIVE_SECONDS,
+        max_per_client: int = MAX_STREAMS_PER_CLIENT,
+        max_variants: int = MAX_LIVE_VARIANTS,
     ) -> None:
+        """`max_per_client`, `max_variants`: the limits (module docstring); the constants unless given."""
         self._endpoint = endpoint
         self._store = store
         self._closing = closing
@@ -149,18 +193,26 @@ class EventStream:
         self._clock = clock
         self._monotonic = monotonic
         self._keepalive = keepalive
+        self._max_per_client = max_per_client
+        self._max_variants = max_variants
         self._wakeups = _Wakeups(live.hub if live else None, store if prices else None, closing)
         self.statuses: Counter[int] = Counter()  # responses by status, for /metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A HEAD gets the headers and no body at once; over a limit, the error page with Retry-After.
+
+        Over MAX_LIVE_VARIANTS, /api/v1/stream still serves `prices` (its snapshot events cost one render per
+        snapshot, not per tick) without live events; /widget/stream, which would have nothing else to send,
+        answers 503: EventStream does not retry after a non-200, so the widget keeps its periodic refresh."""
+        address = _address(scope)
         try:
             prepared = self._endpoint.get(scope)
             if self._live is None and not self._prices:
                 raise NotFound("live updates are not enabled on this server")
-        except (QueryError, NotFound) as err:
-            status = 404 if isinstance(err, NotFound) and not self._prices else 400
-            self.statuses[status] += 1
-            await self._endpoint.error_page(err, status, scope)(scope, receive, send)
+            if self._tally.by_address[address] >= self._max_per_client and scope["method"] != "HEAD":
+                raise TooManyStreams(f"too many open event streams from one address (at most {self._max_per_client})")
+        except (QueryError, NotFound, TooManyStreams) as err:
+            await self._refuse(err, scope, receive, send)
             return
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -172,20 +224,63 @@ class EventStream:
         if cors is not None:
             headers += [(k.encode(), v.encode()) for k, v in cors.static_headers.items()]
             headers += cors.headers_for(header_value(scope, b"origin"))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        self.statuses[200] += 1
+        if scope["method"] == "HEAD":
+            self.statuses[200] += 1
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        live, variant = self._live, ""
+        if live is not None:
+            variant = live.variant(scope.get("path_params", {}), _query(scope))
+            if not live.open(variant, max_variants=self._max_variants):
+                live = None
+                if not self._prices:
+                    busy = TooManyVariants("too many different live widgets just now; this one refreshes by itself")
+                    await self._refuse(busy, scope, receive, send)
+                    return
+        connection = _Connection(self, scope, send, live, variant)
         self._tally.clients += 1
-        connection = _Connection(self, scope, send)
-        disconnect = asyncio.ensure_future(connection.until_disconnect(receive))
-        self._wakeups.join(connection)
+        self._tally.by_address[address] += 1
         try:
-            await connection.run(prepared)
+            self.statuses[200] += 1
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            disconnect = asyncio.ensure_future(connection.until_disconnect(receive))
+            self._wakeups.join(connection)
+            try:
+                await connection.run(prepared)
+            finally:
+                self._wakeups.leave(connection)
+                connection.close()
+                disconnect.cancel()
         finally:
-            self._wakeups.leave(connection)
-            connection.close()
-            disconnect.cancel()
+            if live is not None:
+                live.close(connection.variant)
             self._tally.clients -= 1
+            self._tally.by_address[address] -= 1
+            if self._tally.by_address[address] <= 0:
+                del self._tally.by_address[address]
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _refuse(self, err: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint's own error page (JSON on /api, the widget's HTML), with Retry-After on 429 and 503."""
+        status = _STATUS.get(type(err)) or (404 if isinstance(err, NotFound) and not self._prices else 400)
+        self.statuses[status] += 1
+        response = self._endpoint.error_page(err, status, scope)
+        if status in (429, 503):
+            response.raw_headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+        await response(scope, receive, send)
+
+
+_STATUS: dict[type[Exception], int] = {TooManyStreams: 429, TooManyVariants: 503}
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _query(scope: Scope) -> QueryParams:
+    return QueryParams(scope["query_string"].decode("latin-1"))
 
 
 class _Connection:
@@ -201,8 +296,11 @@ class _Connection:
     A slow client blocks only in its own `send` (the server's write buffer full): the others go on.
     """
 
-    def __init__(self, stream: EventStream, scope: Scope, send: Send) -> None:
+    def __init__(self, stream: EventStream, scope: Scope, send: Send, live: LiveEvents | None, variant: str) -> None:
+        """`live`: its live events (None: `prices` only), counted under `variant` (LiveEvents.open)."""
         self._stream = stream
+        self._live = live
+        self.variant = variant
         self._scope = scope
         self._send = send
         self._loop = asyncio.get_running_loop()
@@ -234,9 +332,9 @@ class _Connection:
     async def run(self, prepared: Prepared) -> None:
         """The events until the client leaves or the app closes. A tick touches no rendering of `prices`: that is
         looked at only when the snapshot changed or a coin's stale state flips (`valid_until`)."""
-        stream, live, store = self._stream, self._stream._live, self._stream._store
+        stream, live, store = self._stream, self._live, self._stream._store
         monotonic, clock, keepalive, with_prices = stream._monotonic, stream._clock, stream._keepalive, stream._prices
-        query = QueryParams(self._scope["query_string"].decode("latin-1"))
+        query = _query(self._scope)
         path_params: Mapping[str, Any] = self._scope.get("path_params", {})
         sent_prices = prepared.body
         prices_due = prepared.valid_until  # epoch seconds, or None
@@ -244,9 +342,8 @@ class _Connection:
         if with_prices:
             await self._event("prices", _prices(sent_prices))
         last_sent = monotonic()
-        version, last_live, variant = 0, -math.inf, ""
+        version, last_live, variant = 0, -math.inf, self.variant
         if live is not None:
-            variant = live.variant(path_params, query)
             version = live.hub.version
             message = live.catch_up(path_params, query, variant)
             if message:
@@ -258,6 +355,8 @@ class _Connection:
                     seen = store.version
                     if live is not None:
                         variant = live.variant(path_params, query)  # "top:N" may have moved
+                        live.move(self.variant, variant)
+                        self.variant = variant
                 prepared = stream._endpoint.get(self._scope)
                 prices_due = prepared.valid_until
                 if prepared.body != sent_prices:
