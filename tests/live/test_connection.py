@@ -358,6 +358,27 @@ async def test_coinbase_subscribes_again_without_a_refused_product(fake: FakeExc
     await finish(conn, task)
 
 
+async def test_a_stream_subscribed_by_its_url_is_up_after_a_quiet_error_free_while(
+    fake: FakeExchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binance names the pairs in the URL and acknowledges nothing: a quiet market is still an up stream, but
+    not at the handshake alone (a server that accepts and then sends garbage must not flap up and down)."""
+    import ticker.live.connection
+    from ticker.live.binance import BinanceFeed
+
+    monkeypatch.setattr(ticker.live.connection, "QUIET_UP_SECONDS", 0.5)
+    hub = RecordingHub()
+    conn = StreamConnection(BinanceFeed, fake.url("binance"), {"btcusdt": "BTC"}, hub)  # type: ignore[arg-type]
+    task = await running(conn)
+    await until(lambda: fake.connections("binance", open_only=True), "connected")
+    assert "binance" not in hub.streams or hub.streams["binance"].state == "down"
+    await until(lambda: "binance" in hub.streams and hub.streams["binance"].state == "up", "up after a quiet while")
+    assert hub.latest() == {}
+    fake.tick("binance", "BTCUSDT", 92000.0, 2.0)
+    await until(lambda: price(hub, "BTC") == 92000.0, "BTC ticks")
+    await finish(conn, task)
+
+
 async def test_stop_ends_a_connected_stream_within_a_second(fake: FakeExchange) -> None:
     hub = RecordingHub()
     conn = make(fake, hub)

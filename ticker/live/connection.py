@@ -63,6 +63,7 @@ BACKOFF_CAP = 60.0
 STABLE_AFTER = 60.0  # a connection up this long resets the backoff
 RETRY_AFTER_CAP = 900.0  # the longest an exchange's Retry-After or error may hold us
 QUIET_LOG_SECONDS = 600.0  # "still down" at most this often
+QUIET_UP_SECONDS = 5.0  # see _stream: a URL-subscribed stream open this long without an error is up
 MAX_FRAME_BYTES = 1 << 20  # a ticker frame is a few kB; a snapshot of many pairs well under this
 # Floors for statuses and close codes that ask us to wait (see the module docstring).
 STATUS_FLOOR = {429: 60.0, 418: 300.0}
@@ -269,9 +270,18 @@ class StreamConnection:
         loop = asyncio.get_running_loop()
         last_frame = loop.time()
         next_ping = last_frame + feed.ping_seconds if feed.ping_seconds else None
+        # Pairs named in the URL (Binance) are acknowledged by nothing: such a stream is up at its first good
+        # frame, or once it has stayed open and error-free this long (a quiet market), never at the handshake
+        # alone (a server that accepts and then sends garbage would flap up and down).
+        quiet_up = None if frames else last_frame + QUIET_UP_SECONDS
         try:
             while True:
                 now = loop.time()
+                if quiet_up is not None and now >= quiet_up:
+                    quiet_up = None
+                    if not up:
+                        self.subscribed.update(self._pairs)
+                        up = self._mark_up()
                 deadline = last_frame + feed.silence_seconds
                 if now >= deadline:
                     return _Loss(f"silent for {feed.silence_seconds:g} s"), up
@@ -282,6 +292,8 @@ class StreamConnection:
                     next_ping = now + (feed.ping_seconds or 0.0)
                     continue
                 wake = deadline if next_ping is None else min(deadline, next_ping)
+                if quiet_up is not None:
+                    wake = min(wake, quiet_up)
                 try:
                     async with asyncio.timeout(wake - now):
                         frame = await ws.recv()
